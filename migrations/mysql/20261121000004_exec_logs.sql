@@ -1,0 +1,27 @@
+-- Every health check, script and remediation run, with its outcome (the audit trail).
+CREATE TABLE IF NOT EXISTS exec_logs (
+    id             BIGINT       NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    kind           VARCHAR(32)  NOT NULL,
+    name           VARCHAR(128) NOT NULL,
+    command        TEXT         NOT NULL,
+    args           TEXT         NOT NULL,
+    cluster        VARCHAR(64)  NOT NULL,
+    host           VARCHAR(255) NOT NULL,
+    target         VARCHAR(255) NOT NULL,
+    trigger_source VARCHAR(64)  NOT NULL,
+    fault_id       BIGINT       NULL,
+    requested_by   VARCHAR(128) NULL,
+    approved_by    VARCHAR(128) NULL,
+    started_at     BIGINT       NOT NULL,
+    finished_at    BIGINT       NULL,
+    duration_ms    BIGINT       NULL,
+    status         VARCHAR(16)  NOT NULL,
+    exit_code      INT          NULL,
+    http_status    INT          NULL,
+    stdout         MEDIUMTEXT   NOT NULL,
+    stderr         MEDIUMTEXT   NOT NULL,
+    KEY idx_exec_logs_kind_started (kind, started_at),
+    KEY idx_exec_logs_name_started (name, started_at),
+    KEY idx_exec_logs_fault (fault_id),
+    CONSTRAINT chk_exec_logs_args CHECK (json_valid(args))
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4

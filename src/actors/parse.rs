@@ -1,0 +1,249 @@
+//! Parse stage: follows the write-ahead log, runs `preprocess_log` on every line, re-joins
+//! multi-line records per (cluster, host, service, file) stream and sends finished records
+//! downstream with `send().await`, one batch at a time (the mailbox waits meanwhile: that is
+//! the backpressure; the WAL is the buffer in front of this stage).
+//!
+//! Each batch carries a checkpoint: the lowest seq that is not yet in a sent record (the first
+//! line of the oldest still-open record, or the read position). When a downstream stage fails
+//! this actor stops; the supervisor restarts it with a fresh joiner, positioned at the stored
+//! checkpoint after a growing pause, and replays. Replays are harmless: record ids are WAL seqs.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use super::messages::{Records, StageError, Wake};
+use super::pipeline::PipelineHealth;
+use super::rules::RulesActor;
+use crate::domain::{Layout, Level, LogRecord, StreamKey};
+use crate::metrics::Metrics;
+use crate::parse::{Joiner, JoinerConfig, StreamId};
+use crate::wal::{WalEntry, WalReader, WalShared};
+
+#[derive(Debug, Clone)]
+pub struct ParseConfig {
+    pub joiner: JoinerConfig,
+    pub read_batch_lines: usize,
+    pub join_idle: Duration,
+    pub max_restart_backoff: Duration,
+}
+
+pub struct ParseActor {
+    cfg: ParseConfig,
+    reader: WalReader,
+    wal: Arc<WalShared>,
+    joiner: Joiner,
+    streams: HashMap<StreamKey, StreamId>,
+    rules: Addr<RulesActor>,
+    metrics: Arc<Metrics>,
+    health: Arc<PipelineHealth>,
+    /// Highest checkpoint handed downstream since the last (re)start.
+    sent_checkpoint: u64,
+    busy: bool,
+    /// Consecutive downstream failures; kept across restarts to pace them.
+    failures: u32,
+}
+
+const MAX_INTERNED_STREAMS: usize = 100_000;
+
+impl ParseActor {
+    pub fn new(
+        cfg: ParseConfig,
+        wal: Arc<WalShared>,
+        rules: Addr<RulesActor>,
+        metrics: Arc<Metrics>,
+        health: Arc<PipelineHealth>,
+    ) -> Self {
+        let mut reader = WalReader::new(wal.clone());
+        reader.seek(wal.committed());
+        ParseActor {
+            joiner: Joiner::new(cfg.joiner.clone()),
+            cfg,
+            reader,
+            sent_checkpoint: wal.committed(),
+            wal,
+            streams: HashMap::new(),
+            rules,
+            metrics,
+            health,
+            busy: false,
+            failures: 0,
+        }
+    }
+
+    fn stream_id(&mut self, key: &StreamKey) -> StreamId {
+        if let Some(id) = self.streams.get(key) {
+            return id.clone();
+        }
+        if self.streams.len() >= MAX_INTERNED_STREAMS {
+            // Open records keep their own Arc; only the interning table is reset.
+            self.streams.clear();
+        }
+        let id: StreamId = Arc::new(key.clone());
+        self.streams.insert(key.clone(), id.clone());
+        id
+    }
+
+    /// Feed one WAL entry to the joiner. A panic inside the parser is contained to the line
+    /// that caused it: that line is stored raw and the stage carries on.
+    fn feed(&mut self, entry: &WalEntry, now: Instant, out: &mut Vec<LogRecord>) {
+        let stream = self.stream_id(&entry.stream);
+        for (i, line) in entry.lines.iter().enumerate() {
+            let seq = entry.seq + i as u64;
+            let joiner = &mut self.joiner;
+            let fed = catch_unwind(AssertUnwindSafe(|| {
+                joiner.push(&stream, seq, entry.received_ms, line, now, out)
+            }));
+            if fed.is_err() {
+                tracing::error!(seq, "parser panicked on a line; storing it raw");
+                self.metrics.parse_failures.inc();
+                out.push(raw_record(&entry.stream, seq, entry.received_ms, line));
+            }
+        }
+    }
+
+    /// One step: read what the WAL has, flush idle records, send the batch downstream.
+    fn step(&mut self, ctx: &mut Context<Self>) {
+        if self.busy {
+            return;
+        }
+        let now = Instant::now();
+        let entries = match self.reader.read(self.cfg.read_batch_lines) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the write-ahead log failed; restarting the parse stage");
+                self.health.parse_failed(e.to_string());
+                ctx.stop();
+                return;
+            }
+        };
+        let lines_read: usize = entries.iter().map(|e| e.lines.len()).sum();
+        let mut out = Vec::new();
+        for entry in &entries {
+            self.feed(entry, now, &mut out);
+        }
+        self.joiner.flush_idle(now, self.cfg.join_idle, &mut out);
+        let read_pos = self.reader.position();
+        let checkpoint = self
+            .joiner
+            .oldest_open_seq()
+            .map_or(read_pos, |open| open.min(read_pos));
+        if out.is_empty() && checkpoint <= self.sent_checkpoint {
+            return;
+        }
+        self.count(&out);
+        self.busy = true;
+        let more = lines_read >= self.cfg.read_batch_lines;
+        let depth = self.metrics.queue_depth.with_label_values(&["rules"]);
+        depth.inc();
+        let send = self.rules.send(Records {
+            records: out,
+            checkpoint,
+        });
+        ctx.wait(send.into_actor(self).map(move |res, this, ctx| {
+            depth.dec();
+            this.busy = false;
+            match res.map_err(StageError::from).and_then(|r| r) {
+                Ok(()) => {
+                    this.failures = 0;
+                    this.sent_checkpoint = this.sent_checkpoint.max(checkpoint);
+                    this.health.parse_ok();
+                    if more {
+                        ctx.notify(Wake);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "downstream failed; rewinding to the checkpoint");
+                    this.failures = this.failures.saturating_add(1);
+                    ctx.stop();
+                }
+            }
+        }));
+    }
+
+    fn count(&self, records: &[LogRecord]) {
+        for r in records {
+            self.metrics
+                .records_parsed
+                .with_label_values(&[r.layout.as_str()])
+                .inc();
+            if r.layout.is_unrecognised() {
+                self.metrics.parse_failures.inc();
+            }
+            if r.line_count > 1 {
+                self.metrics
+                    .lines_joined
+                    .inc_by(u64::from(r.line_count - 1));
+            }
+        }
+    }
+
+    fn backoff(&self) -> Duration {
+        if self.failures == 0 {
+            return Duration::ZERO;
+        }
+        let ms = 100u64.saturating_mul(1 << self.failures.min(16));
+        Duration::from_millis(ms).min(self.cfg.max_restart_backoff)
+    }
+}
+
+/// A line stored verbatim (used when the parser itself failed on it).
+fn raw_record(stream: &StreamKey, seq: u64, received_ms: i64, line: &str) -> LogRecord {
+    LogRecord {
+        id: seq,
+        last_seq: seq,
+        received_ms,
+        event_ms: received_ms,
+        cluster: stream.cluster.clone(),
+        host: stream.host.clone(),
+        service: stream.service.clone(),
+        source_file: stream.file.clone(),
+        level: Level::Unknown,
+        logger: String::new(),
+        thread: String::new(),
+        message: line.to_string(),
+        layout: Layout::Raw,
+        line_count: 1,
+    }
+}
+
+impl Actor for ParseActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let delay = self.backoff();
+        // Poll for idle records even when no new lines arrive.
+        let tick = (self.cfg.join_idle / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
+        ctx.run_later(delay, move |this, ctx| {
+            ctx.run_interval(tick, |this, ctx| this.step(ctx));
+            this.step(ctx);
+        });
+    }
+}
+
+impl Supervised for ParseActor {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        self.metrics
+            .actor_restarts
+            .with_label_values(&["parse"])
+            .inc();
+        // Fresh transient state: forget open records and rewind to what is stored.
+        self.joiner = Joiner::new(self.cfg.joiner.clone());
+        self.streams.clear();
+        self.busy = false;
+        let committed = self.wal.committed();
+        self.reader.seek(committed);
+        self.sent_checkpoint = committed;
+    }
+}
+
+impl Handler<Wake> for ParseActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Wake, ctx: &mut Self::Context) {
+        self.step(ctx);
+    }
+}

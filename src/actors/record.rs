@@ -1,0 +1,86 @@
+//! Record stage: writes parsed records to `system_logs` and moves the ingest checkpoint in the
+//! same transaction. A failed write stops the actor (the supervisor restarts it with fresh
+//! state) and reports the error upstream, where the Parse stage rewinds to the checkpoint.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+
+use super::messages::{Records, StageError};
+use super::pipeline::PipelineHealth;
+use crate::metrics::Metrics;
+use crate::storage::Store;
+use crate::wal::WalShared;
+
+pub struct RecordActor {
+    store: Store,
+    wal: Arc<WalShared>,
+    metrics: Arc<Metrics>,
+    health: Arc<PipelineHealth>,
+}
+
+impl RecordActor {
+    pub fn new(
+        store: Store,
+        wal: Arc<WalShared>,
+        metrics: Arc<Metrics>,
+        health: Arc<PipelineHealth>,
+    ) -> Self {
+        RecordActor {
+            store,
+            wal,
+            metrics,
+            health,
+        }
+    }
+}
+
+impl Actor for RecordActor {
+    type Context = Context<Self>;
+}
+
+impl Supervised for RecordActor {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        self.metrics
+            .actor_restarts
+            .with_label_values(&["record"])
+            .inc();
+    }
+}
+
+impl Handler<Records> for RecordActor {
+    type Result = AtomicResponse<Self, Result<(), StageError>>;
+
+    fn handle(&mut self, msg: Records, _: &mut Self::Context) -> Self::Result {
+        let store = self.store.clone();
+        let metrics = self.metrics.clone();
+        let fut = async move {
+            let started = Instant::now();
+            let res = store.insert_logs(&msg.records, msg.checkpoint).await;
+            metrics
+                .db_write_seconds
+                .with_label_values(&["insert_logs"])
+                .observe(started.elapsed().as_secs_f64());
+            res.map(|_| msg)
+        };
+        AtomicResponse::new(Box::pin(fut.into_actor(self).map(
+            |res, this, ctx| match res {
+                Ok(msg) => {
+                    let lines: u64 = msg.records.iter().map(|r| u64::from(r.line_count)).sum();
+                    this.metrics.records_stored.inc_by(msg.records.len() as u64);
+                    this.metrics.lines_stored.inc_by(lines);
+                    this.wal.set_committed(msg.checkpoint);
+                    this.health.record_ok();
+                    Ok(())
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "storing log records failed; restarting the record stage");
+                    this.health.record_failed(e.to_string());
+                    ctx.stop();
+                    Err(StageError::Storage(e.to_string()))
+                }
+            },
+        )))
+    }
+}

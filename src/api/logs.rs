@@ -1,0 +1,142 @@
+//! `GET /api/logs`: stored log records, newest first, with filters and cursor paging.
+//!
+//! Filters: `cluster`, `host`, `service` (exact), `level` (minimum: `WARN` = WARN, ERROR,
+//! FATAL), `since` / `until` (RFC 3339, on event time; `until` exclusive), `q` (message
+//! contains, ASCII case-insensitive), `limit` (1..=1000, default 100), `cursor` (from the
+//! previous page's `next_cursor`).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, AppState};
+use crate::domain::{Level, Layout};
+use crate::storage::{LogQuery, LogRow};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    cluster: Option<String>,
+    host: Option<String>,
+    service: Option<String>,
+    level: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    q: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LogOut {
+    pub id: i64,
+    pub received_at: String,
+    pub event_time: String,
+    pub cluster: String,
+    pub host: String,
+    pub service: String,
+    pub file: String,
+    pub level: Level,
+    pub logger: String,
+    pub thread: String,
+    pub layout: String,
+    pub line_count: i32,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Page {
+    logs: Vec<LogOut>,
+    next_cursor: Option<String>,
+}
+
+const MAX_LIMIT: u32 = 1000;
+
+pub fn rfc3339_ms(ms: i64) -> String {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+        .unwrap_or_else(|| ms.to_string())
+}
+
+fn parse_time(name: &str, v: &str) -> Result<i64, ApiError> {
+    DateTime::parse_from_rfc3339(v)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| {
+            ApiError::BadRequest(format!(
+                "`{name}` must be an RFC 3339 time like 2024-05-12T10:14:12Z: {e}"
+            ))
+        })
+}
+
+fn parse_cursor(c: &str) -> Result<(i64, i64), ApiError> {
+    let bad = || ApiError::BadRequest(format!("invalid cursor `{c}`"));
+    let (t, id) = c.split_once(':').ok_or_else(bad)?;
+    Ok((t.parse().map_err(|_| bad())?, id.parse().map_err(|_| bad())?))
+}
+
+impl From<LogRow> for LogOut {
+    fn from(r: LogRow) -> Self {
+        LogOut {
+            id: r.id,
+            received_at: rfc3339_ms(r.received_at),
+            event_time: rfc3339_ms(r.event_time),
+            cluster: r.cluster,
+            host: r.host,
+            service: r.service,
+            file: r.source_file,
+            level: Level::from_code(r.level),
+            logger: r.logger,
+            thread: r.thread,
+            layout: Layout::from_str_opt(&r.layout)
+                .map(|l| l.as_str().to_string())
+                .unwrap_or(r.layout),
+            line_count: r.line_count,
+            message: r.message,
+        }
+    }
+}
+
+pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let p = web::Query::<Params>::from_query(req.query_string())
+        .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?
+        .into_inner();
+    let min_level = match p.level.as_deref() {
+        None | Some("") => None,
+        Some(l) => Some(Level::parse_lenient(l).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "unknown level `{l}` (use TRACE, DEBUG, INFO, WARN, ERROR or FATAL)"
+            ))
+        })?),
+    };
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "`limit` must be between 1 and {MAX_LIMIT}"
+        )));
+    }
+    let empty_to_none = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let query = LogQuery {
+        cluster: empty_to_none(p.cluster),
+        host: empty_to_none(p.host),
+        service: empty_to_none(p.service),
+        min_level,
+        since_ms: p.since.as_deref().map(|v| parse_time("since", v)).transpose()?,
+        until_ms: p.until.as_deref().map(|v| parse_time("until", v)).transpose()?,
+        text: empty_to_none(p.q),
+        before: p.cursor.as_deref().map(parse_cursor).transpose()?,
+        limit,
+    };
+    let rows = state
+        .store
+        .query_logs(&query)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("cannot query logs: {e}")))?;
+    let next_cursor = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|r| format!("{}:{}", r.event_time, r.id)))
+        .flatten();
+    Ok(HttpResponse::Ok().json(Page {
+        logs: rows.into_iter().map(LogOut::from).collect(),
+        next_cursor,
+    }))
+}

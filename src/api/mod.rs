@@ -1,0 +1,49 @@
+//! actix-web handlers only: decode the request, call the pipeline or the store, encode the
+//! answer. No business logic lives here.
+
+pub mod error;
+pub mod health;
+pub mod ingest;
+pub mod logs;
+
+use std::sync::Arc;
+
+use actix_web::{HttpResponse, ResponseError, web};
+
+pub use error::ApiError;
+
+use crate::actors::Pipeline;
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::storage::Store;
+
+/// Shared by every handler (cheap to clone).
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub pipeline: Pipeline,
+    pub metrics: Arc<Metrics>,
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    ApiError::MethodNotAllowed.error_response()
+}
+
+async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
+    ApiError::NotFound(format!("no route for {} {}", req.method(), req.path())).error_response()
+}
+
+/// A resource that answers unsupported methods with a JSON 405.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/api/log/auto-upload").route(web::post().to(ingest::auto_upload)))
+        .service(resource("/api/logs").route(web::get().to(logs::list)))
+        .service(resource("/healthz").route(web::get().to(health::healthz)))
+        .service(resource("/readyz").route(web::get().to(health::readyz)))
+        .service(resource("/metrics").route(web::get().to(health::metrics)))
+        .default_service(web::to(not_found));
+}

@@ -1,0 +1,223 @@
+//! Every Prometheus metric Faultline exports, named and described in one place.
+//!
+//! Each application instance owns its own registry (tests run several apps in one process).
+//! Label values are bounded: ingest shapes, HTTP statuses, stage names and layouts are closed
+//! sets; no host or free-text label exists.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    /// Physical lines received, by ingest shape (`flume_line`, `text`, `json`, `ndjson`).
+    pub lines_received: IntCounterVec,
+    /// Request bodies' bytes received.
+    pub bytes_received: IntCounter,
+    /// Ingest requests answered, by shape and HTTP status.
+    pub ingest_requests: IntCounterVec,
+    /// Ingest requests rejected, by HTTP status (400, 413, 503, ...).
+    pub ingest_rejections: IntCounterVec,
+    /// Records written to `system_logs` and the physical lines they contain.
+    pub records_stored: IntCounter,
+    pub lines_stored: IntCounter,
+    /// Records produced by the parser, by layout.
+    pub records_parsed: IntCounterVec,
+    /// Lines whose layout was not recognised (kept raw, level UNKNOWN).
+    pub parse_failures: IntCounter,
+    /// Continuation lines (stack frames, `Caused by:`) joined into a previous record.
+    pub lines_joined: IntCounter,
+    /// Lines accepted into the write-ahead log but not yet in the database.
+    pub pending_lines: IntGauge,
+    /// Bytes of write-ahead log segments on disk.
+    pub wal_bytes: IntGauge,
+    /// Messages sent to a stage and not yet handled, by stage.
+    pub queue_depth: IntGaugeVec,
+    /// Stage restarts after a failure, by actor.
+    pub actor_restarts: IntCounterVec,
+    /// Latency of database writes, by operation.
+    pub db_write_seconds: HistogramVec,
+    /// Latency of write-ahead log appends (write + optional fdatasync).
+    pub wal_append_seconds: Histogram,
+    /// Rows deleted by the retention sweep.
+    pub retention_deleted: IntCounter,
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    r.register(Box::new(c.clone())).expect("metric registered once");
+    c
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid metric definition");
+    r.register(Box::new(c.clone())).expect("metric registered once");
+    c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric definition");
+    r.register(Box::new(g.clone())).expect("metric registered once");
+    g
+}
+
+impl Metrics {
+    /// Build the registry. Definitions are static, so a failure here is a programming error
+    /// caught by every test that builds an application.
+    pub fn new() -> Metrics {
+        let r = Registry::new_custom(Some("faultline".into()), None)
+            .expect("valid registry prefix");
+        let queue_depth = IntGaugeVec::new(
+            Opts::new(
+                "pipeline_queue_depth",
+                "Messages sent to a pipeline stage and not yet handled.",
+            ),
+            &["stage"],
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(queue_depth.clone()))
+            .expect("metric registered once");
+        let db_write_seconds = HistogramVec::new(
+            HistogramOpts::new("db_write_seconds", "Latency of database writes.").buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["op"],
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(db_write_seconds.clone()))
+            .expect("metric registered once");
+        let wal_append_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "wal_append_seconds",
+                "Latency of write-ahead log appends, including fdatasync when configured.",
+            )
+            .buckets(vec![
+                0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05,
+            ]),
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(wal_append_seconds.clone()))
+            .expect("metric registered once");
+        Metrics {
+            lines_received: counter_vec(
+                &r,
+                "ingest_lines_received_total",
+                "Physical log lines received, by ingest shape.",
+                &["shape"],
+            ),
+            bytes_received: counter(
+                &r,
+                "ingest_bytes_received_total",
+                "Bytes of ingest request bodies received.",
+            ),
+            ingest_requests: counter_vec(
+                &r,
+                "ingest_requests_total",
+                "Ingest requests answered, by shape and HTTP status.",
+                &["shape", "status"],
+            ),
+            ingest_rejections: counter_vec(
+                &r,
+                "ingest_rejections_total",
+                "Ingest requests rejected, by HTTP status.",
+                &["status"],
+            ),
+            records_stored: counter(
+                &r,
+                "records_stored_total",
+                "Log records written to system_logs.",
+            ),
+            lines_stored: counter(
+                &r,
+                "lines_stored_total",
+                "Physical log lines written to system_logs (inside records).",
+            ),
+            records_parsed: counter_vec(
+                &r,
+                "parse_records_total",
+                "Log records produced by the parser, by recognised layout.",
+                &["layout"],
+            ),
+            parse_failures: counter(
+                &r,
+                "parse_failures_total",
+                "Log lines whose layout was not recognised (stored raw with level UNKNOWN).",
+            ),
+            lines_joined: counter(
+                &r,
+                "parse_lines_joined_total",
+                "Continuation lines (stack frames, Caused by) joined to a previous record.",
+            ),
+            pending_lines: gauge(
+                &r,
+                "pipeline_pending_lines",
+                "Lines acknowledged to shippers and not yet stored in the database.",
+            ),
+            wal_bytes: gauge(
+                &r,
+                "wal_bytes",
+                "Bytes of write-ahead log segments on disk.",
+            ),
+            queue_depth,
+            actor_restarts: counter_vec(
+                &r,
+                "actor_restarts_total",
+                "Pipeline stage restarts after a failure, by actor.",
+                &["actor"],
+            ),
+            db_write_seconds,
+            wal_append_seconds,
+            retention_deleted: counter(
+                &r,
+                "retention_deleted_rows_total",
+                "system_logs rows deleted by the retention sweep.",
+            ),
+            registry: r,
+        }
+    }
+
+    /// The Prometheus text exposition format (0.0.4).
+    pub fn render(&self) -> Result<String, prometheus::Error> {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_renders_with_help_and_prefix() {
+        let m = Metrics::new();
+        m.lines_received.with_label_values(&["text"]).inc();
+        m.queue_depth.with_label_values(&["parse"]).set(1);
+        m.actor_restarts.with_label_values(&["record"]).inc();
+        m.db_write_seconds.with_label_values(&["insert_logs"]).observe(0.01);
+        m.ingest_requests.with_label_values(&["text", "200"]).inc();
+        m.ingest_rejections.with_label_values(&["503"]).inc();
+        m.records_parsed.with_label_values(&["log4j"]).inc();
+        let text = m.render().unwrap();
+        for name in [
+            "faultline_ingest_lines_received_total",
+            "faultline_lines_stored_total",
+            "faultline_parse_failures_total",
+            "faultline_ingest_rejections_total",
+            "faultline_pipeline_queue_depth",
+            "faultline_pipeline_pending_lines",
+            "faultline_actor_restarts_total",
+            "faultline_db_write_seconds_bucket",
+        ] {
+            assert!(text.contains(name), "{name} missing in:\n{text}");
+        }
+        assert!(!text.lines().any(|l| l.starts_with("# HELP") && l.split(' ').count() < 4));
+    }
+}

@@ -1,0 +1,146 @@
+//! `Application::build(settings)`: the one way to assemble Faultline, used by `main` and by
+//! the tests (which pass port 0 and a fresh database).
+//!
+//! Order: connect and migrate the store → read the ingest checkpoint → open (and recover) the
+//! write-ahead log → start the pipeline → bind the HTTP server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context as _;
+
+use crate::actors::Pipeline;
+use crate::actors::parse::ParseConfig;
+use crate::actors::pipeline::PipelineConfig;
+use crate::api::{self, AppState};
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::parse::JoinerConfig;
+use crate::storage::Store;
+use crate::wal::{WalOptions, WalWriter};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+}
+
+impl Application {
+    /// Build everything and bind the listener; call `run_until_stopped` to serve.
+    /// Must be called inside an actix System (`#[actix_web::main]` / `#[actix_web::test]`).
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let store = Store::connect(&settings.database)
+            .await
+            .context("connecting to the database")?;
+        if settings.database.migrate_on_start {
+            store.migrate().await.context("running database migrations")?;
+        }
+        let checkpoint = store.checkpoint().await.context("reading the ingest checkpoint")?;
+        let next_id = store.next_log_id().await.context("reading the highest log id")?;
+        let wal_opts = WalOptions {
+            dir: settings.ingest.wal_dir.clone(),
+            segment_bytes: settings.ingest.wal_segment_bytes,
+            sync: settings.ingest.wal_sync,
+            max_pending_lines: settings.ingest.max_pending_lines,
+        };
+        let (writer, recovery) = WalWriter::open(wal_opts, checkpoint, next_id).with_context(|| {
+            format!(
+                "opening the write-ahead log in {}",
+                settings.ingest.wal_dir.display()
+            )
+        })?;
+        if recovery.lines_after_checkpoint > 0 || recovery.truncated_bytes > 0 {
+            tracing::info!(
+                lines = recovery.lines_after_checkpoint,
+                segments = recovery.segments,
+                truncated_bytes = recovery.truncated_bytes,
+                "replaying write-ahead log lines not yet stored"
+            );
+        }
+
+        let metrics = Arc::new(Metrics::new());
+        let utc_offset_secs = settings
+            .pipeline
+            .utc_offset_secs()
+            .map_err(|e| anyhow::anyhow!("pipeline.log_utc_offset: {e}"))?;
+        let retention = (settings.database.retention_days > 0)
+            .then(|| Duration::from_secs(u64::from(settings.database.retention_days) * 86_400));
+        let pipeline = Pipeline::start(
+            PipelineConfig {
+                parse: ParseConfig {
+                    joiner: JoinerConfig {
+                        max_record_lines: settings.pipeline.max_record_lines,
+                        max_record_bytes: settings.pipeline.max_record_bytes,
+                        utc_offset_secs,
+                    },
+                    read_batch_lines: settings.pipeline.read_batch_lines,
+                    join_idle: settings.join_idle(),
+                    max_restart_backoff: Duration::from_millis(
+                        settings.pipeline.max_restart_backoff_ms,
+                    ),
+                },
+                mailbox_capacity: settings.pipeline.mailbox_capacity,
+                wal_sync: settings.ingest.wal_sync,
+                wal_sync_interval: Duration::from_millis(settings.ingest.wal_sync_interval_ms),
+                retention,
+                retention_interval: Duration::from_secs(settings.database.retention_interval_secs),
+            },
+            writer,
+            store.clone(),
+            metrics.clone(),
+        );
+
+        let state = AppState {
+            settings: Arc::new(settings.clone()),
+            store,
+            pipeline,
+            metrics,
+        };
+        let listener = TcpListener::bind(settings.listen_addr())
+            .with_context(|| format!("binding {}", settings.server.listen))?;
+        let port = listener.local_addr()?.port();
+        let data = web::Data::new(state.clone());
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .wrap(actix_web::middleware::Compress::default())
+                .configure(api::routes)
+        })
+        .shutdown_timeout(settings.server.shutdown_timeout_secs);
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        let server = server.listen(listener)?.run();
+        tracing::info!(port, database = ?state.store.kind(), "faultline listening");
+        Ok(Application {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn store(&self) -> Store {
+        self.state.store.clone()
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// A handle to stop the server (tests, signal handling).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serve until the server is stopped (SIGINT/SIGTERM or a handle).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

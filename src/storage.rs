@@ -1,0 +1,363 @@
+//! All SQL lives here: one [`Store`] over SQLite (embedded default) and MySQL 8 / MariaDB.
+//!
+//! The backend is chosen by the URL scheme. Queries are runtime-built (`sqlx::query`,
+//! `QueryBuilder`) so the same code serves both pools; where the dialects differ (upserts,
+//! placeholders are the same `?`) the difference is spelled out next to the query.
+//! Times are UTC epoch milliseconds in `BIGINT` columns on both backends.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row};
+
+use crate::config::{DatabaseSettings, DbKind, redact_url};
+use crate::domain::{Level, LogRecord};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot connect to {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("unsupported database url {0}")]
+    Url(String),
+}
+
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    MySql(MySqlPool),
+}
+
+/// Run the same body against whichever pool this store holds.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            Store::Sqlite($pool) => $body,
+            Store::MySql($pool) => $body,
+        }
+    };
+}
+
+/// Column length limits of the MySQL schema (SQLite has none, but the data must fit both).
+const MAX_CLUSTER: usize = 64;
+const MAX_HOST: usize = 255;
+const MAX_SERVICE: usize = 64;
+const MAX_FILE: usize = 512;
+const MAX_LOGGER: usize = 255;
+const MAX_THREAD: usize = 255;
+/// Rows per INSERT statement, and a soft cap on a statement's bytes (MySQL max_allowed_packet).
+const INSERT_ROWS: usize = 500;
+const INSERT_BYTES: usize = 4 * 1024 * 1024;
+
+/// Cut `s` to at most `max` bytes on a char boundary.
+pub fn truncate_str(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Filters of `GET /api/logs`.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    pub cluster: Option<String>,
+    pub host: Option<String>,
+    pub service: Option<String>,
+    pub min_level: Option<Level>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    pub text: Option<String>,
+    /// Resume after this (event_time, id), newest first.
+    pub before: Option<(i64, i64)>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct LogRow {
+    pub id: i64,
+    pub received_at: i64,
+    pub event_time: i64,
+    pub cluster: String,
+    pub host: String,
+    pub service: String,
+    pub source_file: String,
+    pub level: i16,
+    pub logger: String,
+    pub thread: String,
+    pub layout: String,
+    pub line_count: i32,
+    pub message: String,
+}
+
+const LOG_COLUMNS: &str = "id, received_at, event_time, cluster, host, service, source_file, \
+                           level, logger, thread, layout, line_count, message";
+
+impl Store {
+    pub async fn connect(db: &DatabaseSettings) -> Result<Store, StoreError> {
+        let connect_err = |source| StoreError::Connect {
+            url: redact_url(&db.url),
+            source,
+        };
+        match db.kind() {
+            Some(DbKind::Sqlite) => {
+                let opts = SqliteConnectOptions::from_str(&db.url)
+                    .map_err(connect_err)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    // With WAL, NORMAL loses nothing on a process crash; our own WAL covers
+                    // the ingest path's durability.
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(db.max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(opts)
+                    .await
+                    .map_err(connect_err)?;
+                Ok(Store::Sqlite(pool))
+            }
+            Some(DbKind::MySql) => {
+                let url = db.url.replacen("mariadb://", "mysql://", 1);
+                let opts = MySqlConnectOptions::from_str(&url)
+                    .map_err(connect_err)?
+                    .charset("utf8mb4");
+                let pool = MySqlPoolOptions::new()
+                    .max_connections(db.max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(opts)
+                    .await
+                    .map_err(connect_err)?;
+                Ok(Store::MySql(pool))
+            }
+            None => Err(StoreError::Url(redact_url(&db.url))),
+        }
+    }
+
+    pub fn kind(&self) -> DbKind {
+        match self {
+            Store::Sqlite(_) => DbKind::Sqlite,
+            Store::MySql(_) => DbKind::MySql,
+        }
+    }
+
+    /// Apply pending migrations from `migrations/<dialect>/` (embedded in the binary).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+            Store::MySql(pool) => sqlx::migrate!("./migrations/mysql").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        with_pool!(self, pool => pool.close().await)
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// The ingest checkpoint: every WAL line with a smaller seq is stored.
+    pub async fn checkpoint(&self) -> Result<u64, StoreError> {
+        let v: Option<i64> = with_pool!(self, pool => {
+            sqlx::query_scalar("SELECT next_seq FROM ingest_checkpoint WHERE id = 1")
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(v.unwrap_or(0).max(0) as u64)
+    }
+
+    /// One past the highest stored record id (0 when empty).
+    pub async fn next_log_id(&self) -> Result<u64, StoreError> {
+        let v: Option<i64> = with_pool!(self, pool => {
+            sqlx::query_scalar("SELECT MAX(id) FROM system_logs").fetch_one(pool).await?
+        });
+        Ok(v.map(|m| m.max(-1) + 1).unwrap_or(0) as u64)
+    }
+
+    /// Insert records (ignoring ids already present: WAL replay) and move the checkpoint to
+    /// `checkpoint`, in one transaction. Returns the number of rows newly inserted.
+    pub async fn insert_logs(&self, records: &[LogRecord], checkpoint: u64) -> Result<u64, StoreError> {
+        let mut inserted = 0u64;
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let mut start = 0;
+            while start < records.len() {
+                let mut end = start;
+                let mut bytes = 0usize;
+                while end < records.len() && end - start < INSERT_ROWS
+                    && (end == start || bytes + records[end].message.len() < INSERT_BYTES)
+                {
+                    bytes += records[end].message.len() + 256;
+                    end += 1;
+                }
+                let mut qb = QueryBuilder::new(format!("INSERT INTO system_logs ({LOG_COLUMNS}) "));
+                qb.push_values(&records[start..end], |mut b, r| {
+                    b.push_bind(r.id as i64)
+                        .push_bind(r.received_ms)
+                        .push_bind(r.event_ms)
+                        .push_bind(truncate_str(&r.cluster, MAX_CLUSTER).to_owned())
+                        .push_bind(truncate_str(&r.host, MAX_HOST).to_owned())
+                        .push_bind(truncate_str(&r.service, MAX_SERVICE).to_owned())
+                        .push_bind(truncate_str(&r.source_file, MAX_FILE).to_owned())
+                        .push_bind(r.level.code())
+                        .push_bind(truncate_str(&r.logger, MAX_LOGGER).to_owned())
+                        .push_bind(truncate_str(&r.thread, MAX_THREAD).to_owned())
+                        .push_bind(r.layout.as_str())
+                        .push_bind(r.line_count as i32)
+                        .push_bind(r.message.clone());
+                });
+                // Replayed ids are skipped, never overwritten.
+                qb.push(match self.kind() {
+                    DbKind::Sqlite => " ON CONFLICT(id) DO NOTHING",
+                    DbKind::MySql => " ON DUPLICATE KEY UPDATE id = id",
+                });
+                let res = qb.build().execute(&mut *tx).await?;
+                inserted += res.rows_affected();
+                start = end;
+            }
+            let cp = checkpoint as i64;
+            let upsert = match self.kind() {
+                DbKind::Sqlite => "INSERT INTO ingest_checkpoint (id, next_seq) VALUES (1, ?) \
+                                   ON CONFLICT(id) DO UPDATE SET next_seq = MAX(next_seq, excluded.next_seq)",
+                DbKind::MySql => "INSERT INTO ingest_checkpoint (id, next_seq) VALUES (1, ?) \
+                                  ON DUPLICATE KEY UPDATE next_seq = GREATEST(next_seq, VALUES(next_seq))",
+            };
+            sqlx::query(upsert).bind(cp).execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(inserted)
+    }
+
+    /// Newest first by event time (then id), with the filters of `GET /api/logs`.
+    pub async fn query_logs(&self, q: &LogQuery) -> Result<Vec<LogRow>, StoreError> {
+        let rows = with_pool!(self, pool => {
+            let mut qb = QueryBuilder::new(format!("SELECT {LOG_COLUMNS} FROM system_logs WHERE 1 = 1"));
+            if let Some(c) = &q.cluster {
+                qb.push(" AND cluster = ").push_bind(c.clone());
+            }
+            if let Some(h) = &q.host {
+                qb.push(" AND host = ").push_bind(h.clone());
+            }
+            if let Some(s) = &q.service {
+                qb.push(" AND service = ").push_bind(s.clone());
+            }
+            if let Some(l) = q.min_level {
+                qb.push(" AND level >= ").push_bind(l.code());
+            }
+            if let Some(t) = q.since_ms {
+                qb.push(" AND event_time >= ").push_bind(t);
+            }
+            if let Some(t) = q.until_ms {
+                qb.push(" AND event_time < ").push_bind(t);
+            }
+            if let Some(text) = &q.text {
+                // '!' as the LIKE escape: backslash means different things in MySQL and SQLite literals.
+                qb.push(" AND message LIKE ").push_bind(like_pattern(text)).push(" ESCAPE '!'");
+            }
+            if let Some((t, id)) = q.before {
+                qb.push(" AND (event_time < ").push_bind(t)
+                    .push(" OR (event_time = ").push_bind(t)
+                    .push(" AND id < ").push_bind(id).push("))");
+            }
+            qb.push(" ORDER BY event_time DESC, id DESC LIMIT ").push_bind(i64::from(q.limit));
+            qb.build_query_as::<LogRow>().fetch_all(pool).await?
+        });
+        Ok(rows)
+    }
+
+    /// Delete `system_logs` rows received before `cutoff_ms`, in chunks along the primary key
+    /// (ids grow with receive time, so the old rows are a prefix). Returns rows deleted.
+    pub async fn delete_logs_received_before(&self, cutoff_ms: i64, chunk: u32) -> Result<u64, StoreError> {
+        let mut total = 0u64;
+        loop {
+            let bound: Option<i64> = with_pool!(self, pool => {
+                sqlx::query_scalar(
+                    "SELECT MAX(id) FROM (SELECT id FROM system_logs ORDER BY id LIMIT ?) AS oldest",
+                )
+                .bind(i64::from(chunk))
+                .fetch_one(pool)
+                .await?
+            });
+            let Some(bound) = bound else { break };
+            let deleted = with_pool!(self, pool => {
+                sqlx::query("DELETE FROM system_logs WHERE id <= ? AND received_at < ?")
+                    .bind(bound)
+                    .bind(cutoff_ms)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            });
+            total += deleted;
+            if deleted < u64::from(chunk) {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Row count of a table this module knows (tests and diagnostics).
+    pub async fn count_rows(&self, table: Table) -> Result<i64, StoreError> {
+        let sql = match table {
+            Table::SystemLogs => "SELECT COUNT(*) FROM system_logs",
+            Table::FaultRecords => "SELECT COUNT(*) FROM fault_records",
+            Table::ExecLogs => "SELECT COUNT(*) FROM exec_logs",
+            Table::ClusterStatus => "SELECT COUNT(*) FROM cluster_status",
+        };
+        let n: i64 = with_pool!(self, pool => sqlx::query(sql).fetch_one(pool).await?.try_get(0)?);
+        Ok(n)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Table {
+    SystemLogs,
+    FaultRecords,
+    ExecLogs,
+    ClusterStatus,
+}
+
+/// `%text%` with LIKE wildcards in `text` escaped by `!`.
+fn like_pattern(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    p.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '!') {
+            p.push('!');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_escapes_wildcards() {
+        assert_eq!(like_pattern("50%_a!"), "%50!%!_a!!%");
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        assert_eq!(truncate_str("héllo", 2), "h");
+        assert_eq!(truncate_str("abc", 10), "abc");
+    }
+}
