@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::wal::SyncPolicy;
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     pub server: ServerSettings,
@@ -107,18 +107,6 @@ pub enum LogFormat {
     Json,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            server: ServerSettings::default(),
-            database: DatabaseSettings::default(),
-            ingest: IngestSettings::default(),
-            pipeline: PipelineSettings::default(),
-            log: LogSettings::default(),
-        }
-    }
-}
-
 impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings {
@@ -199,7 +187,11 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-fn err(source: impl Into<String>, key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+fn err(
+    source: impl Into<String>,
+    key: impl Into<String>,
+    reason: impl Into<String>,
+) -> ConfigError {
     ConfigError {
         source: source.into(),
         key: key.into(),
@@ -278,12 +270,13 @@ impl Settings {
                 default.exists().then_some(default)
             }
         };
-        let text = match &file {
-            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
-                err(path.display().to_string(), "", format!("cannot read: {e}"))
-            })?),
-            None => None,
-        };
+        let text =
+            match &file {
+                Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                    err(path.display().to_string(), "", format!("cannot read: {e}"))
+                })?),
+                None => None,
+            };
         let source = file
             .as_ref()
             .map(|p| p.display().to_string())
@@ -321,15 +314,13 @@ impl Settings {
                 .map(|(_, s, k)| vec![s.to_string(), k.to_string()])
                 .or_else(|| {
                     let rest = name.strip_prefix(ENV_PREFIX)?;
-                    rest.contains("__").then(|| {
-                        rest.split("__").map(|p| p.to_ascii_lowercase()).collect()
-                    })
+                    rest.contains("__")
+                        .then(|| rest.split("__").map(|p| p.to_ascii_lowercase()).collect())
                 });
             let Some(path) = target else { continue };
             let src = format!("environment variable {name}");
-            set_path(&mut table, &path, env_value(value)).map_err(|reason| {
-                err(&src, path.join("."), reason)
-            })?;
+            set_path(&mut table, &path, env_value(value))
+                .map_err(|reason| err(&src, path.join("."), reason))?;
             // Check each override as it is applied so an error names the variable.
             Self::from_table(&src, table.clone())?;
             applied.push(name.clone());
@@ -355,7 +346,10 @@ impl Settings {
         if self.server.listen.parse::<SocketAddr>().is_err() {
             return e(
                 "server.listen",
-                format!("`{}` is not an address like 0.0.0.0:8000", self.server.listen),
+                format!(
+                    "`{}` is not an address like 0.0.0.0:8000",
+                    self.server.listen
+                ),
             );
         }
         if self.server.max_body_bytes < 1024 {
@@ -374,7 +368,10 @@ impl Settings {
             return e("database.max_connections", "must be at least 1".into());
         }
         if self.database.retention_interval_secs == 0 {
-            return e("database.retention_interval_secs", "must be at least 1".into());
+            return e(
+                "database.retention_interval_secs",
+                "must be at least 1".into(),
+            );
         }
         if self.ingest.wal_dir.as_os_str().is_empty() {
             return e("ingest.wal_dir", "must not be empty".into());
@@ -529,7 +526,11 @@ mod tests {
     fn bad_values_are_rejected_with_reason() {
         let e = load(Some("[server]\nlisten = \"nonsense\"\n"), &[]).unwrap_err();
         assert_eq!(e.key, "server.listen");
-        assert!(e.to_string().contains("faultline.toml: key `server.listen`"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("faultline.toml: key `server.listen`"),
+            "{e}"
+        );
 
         let e = load(Some("[database]\nurl = \"postgres://x\"\n"), &[]).unwrap_err();
         assert_eq!(e.key, "database.url");

@@ -44,8 +44,11 @@ impl Shape {
             .unwrap_or_default();
         match essence.as_str() {
             "application/json" => Shape::Json,
-            "application/x-ndjson" | "application/ndjson" | "application/jsonl"
-            | "application/x-jsonlines" | "application/jsonlines" => Shape::Ndjson,
+            "application/x-ndjson"
+            | "application/ndjson"
+            | "application/jsonl"
+            | "application/x-jsonlines"
+            | "application/jsonlines" => Shape::Ndjson,
             _ => Shape::Text,
         }
     }
@@ -94,12 +97,15 @@ impl Builder {
 /// Split on `\n`, dropping one trailing `\r` per line and the empty piece after a final `\n`.
 fn split_lines(text: &str) -> impl Iterator<Item = &str> {
     let text = text.strip_suffix('\n').unwrap_or(text);
-    text.split('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+    text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l))
 }
 
 /// Decode `body` sent with `content_type`; `default` is the stream named by the query string.
-pub fn decode(body: &[u8], content_type: Option<&str>, default: &StreamKey) -> Result<Decoded, DecodeError> {
+pub fn decode(
+    body: &[u8],
+    content_type: Option<&str>,
+    default: &StreamKey,
+) -> Result<Decoded, DecodeError> {
     let mut out = Builder {
         batches: Vec::new(),
         lines: 0,
@@ -120,7 +126,11 @@ pub fn decode(body: &[u8], content_type: Option<&str>, default: &StreamKey) -> R
                 return Err(DecodeError::Empty);
             }
             out.push(default.clone(), &text);
-            if out.lines == 1 { Shape::FlumeLine } else { Shape::Text }
+            if out.lines == 1 {
+                Shape::FlumeLine
+            } else {
+                Shape::Text
+            }
         }
     };
     Ok(Decoded {
@@ -143,7 +153,9 @@ fn parse_json(bytes: &[u8]) -> Result<Value, DecodeError> {
 }
 
 fn str_field<'a>(obj: &'a serde_json::Map<String, Value>, names: &[&str]) -> Option<&'a str> {
-    names.iter().find_map(|n| obj.get(*n).and_then(Value::as_str))
+    names
+        .iter()
+        .find_map(|n| obj.get(*n).and_then(Value::as_str))
 }
 
 /// Per-event identity: fields present in `obj` override the query string's.
@@ -260,13 +272,21 @@ mod tests {
 
     #[test]
     fn flume_single_line_and_text_batches() {
-        let d = decode(b"2024-05-12 10:15:32,118 WARN x: y", Some("text/plain"), &key("w1")).unwrap();
+        let d = decode(
+            b"2024-05-12 10:15:32,118 WARN x: y",
+            Some("text/plain"),
+            &key("w1"),
+        )
+        .unwrap();
         assert_eq!(d.shape, Shape::FlumeLine);
         assert_eq!(d.lines, 1);
         let d = decode(b"a\r\nb\n\tat c\n", None, &key("w1")).unwrap();
         assert_eq!(d.shape, Shape::Text);
         assert_eq!(d.batches[0].lines, vec!["a", "b", "\tat c"]);
-        assert_eq!(decode(b"  \n", None, &key("w1")).unwrap_err(), DecodeError::Empty);
+        assert_eq!(
+            decode(b"  \n", None, &key("w1")).unwrap_err(),
+            DecodeError::Empty
+        );
     }
 
     #[test]
@@ -295,9 +315,15 @@ mod tests {
     #[test]
     fn json_errors_say_what_is_wrong() {
         let e = decode(b"[{\"body\": ", Some("application/json"), &key("w")).unwrap_err();
-        assert!(matches!(e, DecodeError::Json(ref m) if m.contains("line 1")), "{e}");
+        assert!(
+            matches!(e, DecodeError::Json(ref m) if m.contains("line 1")),
+            "{e}"
+        );
         let e = decode(b"[{\"headers\":{}}]", Some("application/json"), &key("w")).unwrap_err();
-        assert_eq!(e.to_string(), "event 0: missing string field `body` (or `message`)");
+        assert_eq!(
+            e.to_string(),
+            "event 0: missing string field `body` (or `message`)"
+        );
         let e = decode(b"42", Some("application/json"), &key("w")).unwrap_err();
         assert!(e.to_string().contains("a number"));
     }
@@ -310,9 +336,22 @@ mod tests {
         assert_eq!(d.lines, 2);
         assert_eq!(d.batches[0].stream.host, "h9");
         assert_eq!(d.batches[1].stream.file, "/var/log/secure");
-        let e = decode(b"{\"message\":\"ok\"}\n{\"nope\":1}\n", Some("application/x-ndjson"), &key("w")).unwrap_err();
-        assert_eq!(e.to_string(), "line 2: missing string field `message` (or `body`)");
-        let e = decode(b"{\"message\":\"ok\"}\nnot json\n", Some("application/x-ndjson"), &key("w")).unwrap_err();
+        let e = decode(
+            b"{\"message\":\"ok\"}\n{\"nope\":1}\n",
+            Some("application/x-ndjson"),
+            &key("w"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "line 2: missing string field `message` (or `body`)"
+        );
+        let e = decode(
+            b"{\"message\":\"ok\"}\nnot json\n",
+            Some("application/x-ndjson"),
+            &key("w"),
+        )
+        .unwrap_err();
         assert!(e.to_string().starts_with("invalid JSON: line 2:"), "{e}");
     }
 }

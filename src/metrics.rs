@@ -46,19 +46,22 @@ pub struct Metrics {
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    r.register(Box::new(c.clone())).expect("metric registered once");
+    r.register(Box::new(c.clone()))
+        .expect("metric registered once");
     c
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).expect("valid metric definition");
-    r.register(Box::new(c.clone())).expect("metric registered once");
+    r.register(Box::new(c.clone()))
+        .expect("metric registered once");
     c
 }
 
 fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
     let g = IntGauge::new(name, help).expect("valid metric definition");
-    r.register(Box::new(g.clone())).expect("metric registered once");
+    r.register(Box::new(g.clone()))
+        .expect("metric registered once");
     g
 }
 
@@ -66,8 +69,8 @@ impl Metrics {
     /// Build the registry. Definitions are static, so a failure here is a programming error
     /// caught by every test that builds an application.
     pub fn new() -> Metrics {
-        let r = Registry::new_custom(Some("faultline".into()), None)
-            .expect("valid registry prefix");
+        let r =
+            Registry::new_custom(Some("faultline".into()), None).expect("valid registry prefix");
         let queue_depth = IntGaugeVec::new(
             Opts::new(
                 "pipeline_queue_depth",
@@ -201,7 +204,9 @@ mod tests {
         m.lines_received.with_label_values(&["text"]).inc();
         m.queue_depth.with_label_values(&["parse"]).set(1);
         m.actor_restarts.with_label_values(&["record"]).inc();
-        m.db_write_seconds.with_label_values(&["insert_logs"]).observe(0.01);
+        m.db_write_seconds
+            .with_label_values(&["insert_logs"])
+            .observe(0.01);
         m.ingest_requests.with_label_values(&["text", "200"]).inc();
         m.ingest_rejections.with_label_values(&["503"]).inc();
         m.records_parsed.with_label_values(&["log4j"]).inc();
@@ -218,6 +223,10 @@ mod tests {
         ] {
             assert!(text.contains(name), "{name} missing in:\n{text}");
         }
-        assert!(!text.lines().any(|l| l.starts_with("# HELP") && l.split(' ').count() < 4));
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("# HELP") && l.split(' ').count() < 4)
+        );
     }
 }

@@ -36,22 +36,32 @@ impl Application {
             .await
             .context("connecting to the database")?;
         if settings.database.migrate_on_start {
-            store.migrate().await.context("running database migrations")?;
+            store
+                .migrate()
+                .await
+                .context("running database migrations")?;
         }
-        let checkpoint = store.checkpoint().await.context("reading the ingest checkpoint")?;
-        let next_id = store.next_log_id().await.context("reading the highest log id")?;
+        let checkpoint = store
+            .checkpoint()
+            .await
+            .context("reading the ingest checkpoint")?;
+        let next_id = store
+            .next_log_id()
+            .await
+            .context("reading the highest log id")?;
         let wal_opts = WalOptions {
             dir: settings.ingest.wal_dir.clone(),
             segment_bytes: settings.ingest.wal_segment_bytes,
             sync: settings.ingest.wal_sync,
             max_pending_lines: settings.ingest.max_pending_lines,
         };
-        let (writer, recovery) = WalWriter::open(wal_opts, checkpoint, next_id).with_context(|| {
-            format!(
-                "opening the write-ahead log in {}",
-                settings.ingest.wal_dir.display()
-            )
-        })?;
+        let (writer, recovery) =
+            WalWriter::open(wal_opts, checkpoint, next_id).with_context(|| {
+                format!(
+                    "opening the write-ahead log in {}",
+                    settings.ingest.wal_dir.display()
+                )
+            })?;
         if recovery.lines_after_checkpoint > 0 || recovery.truncated_bytes > 0 {
             tracing::info!(
                 lines = recovery.lines_after_checkpoint,

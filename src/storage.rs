@@ -192,7 +192,11 @@ impl Store {
 
     /// Insert records (ignoring ids already present: WAL replay) and move the checkpoint to
     /// `checkpoint`, in one transaction. Returns the number of rows newly inserted.
-    pub async fn insert_logs(&self, records: &[LogRecord], checkpoint: u64) -> Result<u64, StoreError> {
+    pub async fn insert_logs(
+        &self,
+        records: &[LogRecord],
+        checkpoint: u64,
+    ) -> Result<u64, StoreError> {
         let mut inserted = 0u64;
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -283,7 +287,11 @@ impl Store {
 
     /// Delete `system_logs` rows received before `cutoff_ms`, in chunks along the primary key
     /// (ids grow with receive time, so the old rows are a prefix). Returns rows deleted.
-    pub async fn delete_logs_received_before(&self, cutoff_ms: i64, chunk: u32) -> Result<u64, StoreError> {
+    pub async fn delete_logs_received_before(
+        &self,
+        cutoff_ms: i64,
+        chunk: u32,
+    ) -> Result<u64, StoreError> {
         let mut total = 0u64;
         loop {
             let bound: Option<i64> = with_pool!(self, pool => {

@@ -87,9 +87,6 @@ impl Handler<Append> for IngestActor {
             .observe(started.elapsed().as_secs_f64());
         // A full mailbox already holds a Wake; nothing is lost by dropping this one.
         let _ = self.parse.try_send(Wake);
-        Ok(AppendAck {
-            first_seq,
-            end_seq,
-        })
+        Ok(AppendAck { first_seq, end_seq })
     }
 }

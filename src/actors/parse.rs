@@ -60,7 +60,7 @@ impl ParseActor {
         let mut reader = WalReader::new(wal.clone());
         reader.seek(wal.committed());
         ParseActor {
-            joiner: Joiner::new(cfg.joiner.clone()),
+            joiner: Joiner::new(cfg.joiner),
             cfg,
             reader,
             sent_checkpoint: wal.committed(),
@@ -216,7 +216,8 @@ impl Actor for ParseActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         let delay = self.backoff();
         // Poll for idle records even when no new lines arrive.
-        let tick = (self.cfg.join_idle / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
+        let tick =
+            (self.cfg.join_idle / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
         ctx.run_later(delay, move |this, ctx| {
             ctx.run_interval(tick, |this, ctx| this.step(ctx));
             this.step(ctx);
@@ -231,7 +232,7 @@ impl Supervised for ParseActor {
             .with_label_values(&["parse"])
             .inc();
         // Fresh transient state: forget open records and rewind to what is stored.
-        self.joiner = Joiner::new(self.cfg.joiner.clone());
+        self.joiner = Joiner::new(self.cfg.joiner);
         self.streams.clear();
         self.busy = false;
         let committed = self.wal.committed();

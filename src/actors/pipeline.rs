@@ -88,7 +88,12 @@ impl Drop for ArbiterGuard {
 
 impl Pipeline {
     /// Start every stage. Must run inside an actix System.
-    pub fn start(cfg: PipelineConfig, writer: WalWriter, store: Store, metrics: Arc<Metrics>) -> Pipeline {
+    pub fn start(
+        cfg: PipelineConfig,
+        writer: WalWriter,
+        store: Store,
+        metrics: Arc<Metrics>,
+    ) -> Pipeline {
         let wal = writer.shared();
         let health = Arc::new(PipelineHealth::default());
         let cap = cfg.mailbox_capacity;
@@ -121,10 +126,13 @@ impl Pipeline {
         let ingest = {
             let (parse, metrics) = (parse.clone().recipient(), metrics.clone());
             let (sync, interval) = (cfg.wal_sync, cfg.wal_sync_interval);
-            Supervisor::start_in_arbiter(&arbiter.handle(), move |ctx: &mut Context<IngestActor>| {
-                ctx.set_mailbox_capacity(cap);
-                IngestActor::new(writer, parse, metrics, sync, interval)
-            })
+            Supervisor::start_in_arbiter(
+                &arbiter.handle(),
+                move |ctx: &mut Context<IngestActor>| {
+                    ctx.set_mailbox_capacity(cap);
+                    IngestActor::new(writer, parse, metrics, sync, interval)
+                },
+            )
         };
         if let Some(retention) = cfg.retention {
             let interval = cfg.retention_interval;

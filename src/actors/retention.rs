@@ -16,7 +16,12 @@ pub struct RetentionActor {
 }
 
 impl RetentionActor {
-    pub fn new(store: Store, metrics: Arc<Metrics>, retention: Duration, interval: Duration) -> Self {
+    pub fn new(
+        store: Store,
+        metrics: Arc<Metrics>,
+        retention: Duration,
+        interval: Duration,
+    ) -> Self {
         RetentionActor {
             store,
             metrics,

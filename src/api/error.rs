@@ -18,7 +18,10 @@ pub enum ApiError {
     MethodNotAllowed,
     /// Temporarily unable to accept: the client should retry after `retry_after_secs`.
     #[error("{reason}")]
-    Overloaded { reason: String, retry_after_secs: u64 },
+    Overloaded {
+        reason: String,
+        retry_after_secs: u64,
+    },
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error: {0:#}")]

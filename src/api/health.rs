@@ -20,9 +20,8 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         Err(_) => Some("database did not answer within 2s".to_string()),
     };
     let pending = state.pipeline.wal.pending();
-    let backlog_problem = (pending >= state.settings.ingest.max_pending_lines).then(|| {
-        format!("ingest backlog is full ({pending} lines waiting for the database)")
-    });
+    let backlog_problem = (pending >= state.settings.ingest.max_pending_lines)
+        .then(|| format!("ingest backlog is full ({pending} lines waiting for the database)"));
     let problems: Vec<String> = [db_problem, state.pipeline.problem(), backlog_problem]
         .into_iter()
         .flatten()

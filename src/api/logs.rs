@@ -10,7 +10,7 @@ use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, AppState};
-use crate::domain::{Level, Layout};
+use crate::domain::{Layout, Level};
 use crate::storage::{LogQuery, LogRow};
 
 #[derive(Debug, Deserialize)]
@@ -72,7 +72,10 @@ fn parse_time(name: &str, v: &str) -> Result<i64, ApiError> {
 fn parse_cursor(c: &str) -> Result<(i64, i64), ApiError> {
     let bad = || ApiError::BadRequest(format!("invalid cursor `{c}`"));
     let (t, id) = c.split_once(':').ok_or_else(bad)?;
-    Ok((t.parse().map_err(|_| bad())?, id.parse().map_err(|_| bad())?))
+    Ok((
+        t.parse().map_err(|_| bad())?,
+        id.parse().map_err(|_| bad())?,
+    ))
 }
 
 impl From<LogRow> for LogOut {
@@ -121,8 +124,16 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
         host: empty_to_none(p.host),
         service: empty_to_none(p.service),
         min_level,
-        since_ms: p.since.as_deref().map(|v| parse_time("since", v)).transpose()?,
-        until_ms: p.until.as_deref().map(|v| parse_time("until", v)).transpose()?,
+        since_ms: p
+            .since
+            .as_deref()
+            .map(|v| parse_time("since", v))
+            .transpose()?,
+        until_ms: p
+            .until
+            .as_deref()
+            .map(|v| parse_time("until", v))
+            .transpose()?,
         text: empty_to_none(p.q),
         before: p.cursor.as_deref().map(parse_cursor).transpose()?,
         limit,

@@ -16,8 +16,9 @@
 //! `Raw`, level `Unknown`, e.g. `Container killed on request. Exit code is 143` or
 //! `10.20.0.32:8485: Journal Storage Directory ... not formatted`) that follows a timestamped
 //! log4j-family header in the same stream is appended to it, because in a log file such a line
-//! can only be part of the previous record's multi-line message. This follows the rule of
-//! `hadoop-interfaces.md` 6.4; [`Joiner::set_join_unrecognised`] turns it off.
+//! can only be part of the previous record's multi-line message. The same holds after an
+//! `Exception in thread "main" ...` line, whose exception message may span lines. This follows
+//! the rule of `hadoop-interfaces.md` 6.4; [`Joiner::set_join_unrecognised`] turns it off.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -230,7 +231,8 @@ fn event_ms(cfg: &JoinerConfig, time: Option<LocalTime>, received_ms: i64) -> i6
     }
 }
 
-/// Layouts whose records may carry unrecognised lines of a multi-line message.
+/// Layouts whose records may carry unrecognised lines of a multi-line message (log4j-family
+/// headers, and an uncaught JVM exception whose message spans lines).
 fn absorbs_raw(layout: Layout) -> bool {
     matches!(
         layout,
@@ -241,5 +243,611 @@ fn absorbs_raw(layout: Layout) -> bool {
             | Layout::FlumeConsole
             | Layout::Zookeeper
             | Layout::HdfsLegacy
+            | Layout::JvmException
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::testdata;
+
+    fn key(host: &str, service: &str, file: &str) -> StreamId {
+        Arc::new(StreamKey {
+            cluster: "c1".into(),
+            host: host.into(),
+            service: service.into(),
+            file: file.into(),
+        })
+    }
+
+    fn cfg() -> JoinerConfig {
+        JoinerConfig {
+            max_record_lines: 1000,
+            max_record_bytes: 1 << 20,
+            utc_offset_secs: 0,
+        }
+    }
+
+    /// Feeds `lines` of one stream with seq 1.. and flushes everything.
+    fn join_all(j: &mut Joiner, stream: &StreamId, lines: &[String]) -> Vec<LogRecord> {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for (i, l) in lines.iter().enumerate() {
+            j.push(stream, i as u64 + 1, 1_000, l, now, &mut out);
+        }
+        j.flush_all(&mut out);
+        out
+    }
+
+    #[test]
+    fn datanode_stack_traces() {
+        let Some(lines) = testdata::lines("reference/hadoop/hadoop-datanode.composed.log") else {
+            eprintln!("reference data not found, skipped");
+            return;
+        };
+        assert_eq!(lines.len(), 23);
+        let mut j = Joiner::new(cfg());
+        let s = key("worker1", "", "hadoop-hadoop-datanode-worker1.log");
+        let recs = join_all(&mut j, &s, &lines);
+        let counts: Vec<u32> = recs.iter().map(|r| r.line_count).collect();
+        assert_eq!(counts, vec![1, 1, 1, 13, 7]);
+        let ids: Vec<(u64, u64)> = recs.iter().map(|r| (r.id, r.last_seq)).collect();
+        assert_eq!(ids, vec![(1, 1), (2, 2), (3, 3), (4, 16), (17, 23)]);
+        let r = &recs[3];
+        assert_eq!(r.layout, Layout::Log4j);
+        assert_eq!(r.level, Level::Warn);
+        assert_eq!(r.logger, "org.apache.hadoop.hdfs.server.datanode.DataNode");
+        assert_eq!(r.service, "datanode");
+        assert_eq!(r.host, "worker1");
+        assert_eq!(r.cluster, "c1");
+        assert_eq!(r.source_file, "hadoop-hadoop-datanode-worker1.log");
+        assert!(r.message.starts_with(
+            "IOException in offerService\njava.net.NoRouteToHostException: No Route to Host from  worker1/192.168.10.11"
+        ));
+        assert!(r.message.contains("\n\tat java.lang.Thread.run(Thread.java:750)\nCaused by: java.net.NoRouteToHostException: No route to host\n"));
+        assert!(r.message.ends_with("\n\t... 12 more"));
+        assert_eq!(r.message.lines().count(), 13);
+        // 2024-05-12 10:31:40,877 as UTC.
+        assert_eq!(r.event_ms, 1_715_509_900_877);
+        assert_eq!(r.received_ms, 1_000);
+        assert_eq!(j.open_records(), 0);
+        assert_eq!(j.oldest_open_seq(), None);
+    }
+
+    #[test]
+    fn flume_agent_log() {
+        let Some(lines) = testdata::lines("reference/hadoop/flume-agent.composed.log") else {
+            return;
+        };
+        let mut j = Joiner::new(cfg());
+        let recs = join_all(
+            &mut j,
+            &key("worker1", "", "/var/log/flume/flume.log"),
+            &lines,
+        );
+        let counts: Vec<u32> = recs.iter().map(|r| r.line_count).collect();
+        assert_eq!(counts, vec![1, 1, 10, 1, 6, 1, 1]);
+        assert!(
+            recs.iter()
+                .all(|r| r.layout == Layout::Flume && r.service == "flume")
+        );
+        assert!(recs[4].message.starts_with(
+            "Error sending HTTP request, retrying\njava.lang.NullPointerException\n\tat "
+        ));
+    }
+
+    #[test]
+    fn interleaved_streams() {
+        let a = key("worker1", "datanode", "hadoop-hadoop-datanode-worker1.log");
+        let b = key("master", "namenode", "hadoop-hadoop-namenode-master.log");
+        // Same value, different Arc: must be the same stream.
+        let a2 = key("worker1", "datanode", "hadoop-hadoop-datanode-worker1.log");
+        let trace = [
+            "2024-05-12 10:33:05,004 WARN org.apache.hadoop.hdfs.server.datanode.DataNode: IOException in offerService",
+            "java.net.ConnectException: Call From worker1/192.168.10.11 to master:9000 failed on connection exception",
+            "\tat org.apache.hadoop.net.NetUtils.wrapException(NetUtils.java:833)",
+            "\tat org.apache.hadoop.ipc.Client.call(Client.java:1554)",
+            "Caused by: java.net.ConnectException: Connection refused",
+            "\tat sun.nio.ch.SocketChannelImpl.checkConnect(Native Method)",
+            "\t... 14 more",
+        ];
+        let mut j = Joiner::new(cfg());
+        let now = Instant::now();
+        let mut out = Vec::new();
+        let mut seq = 0u64;
+        for (i, l) in trace.iter().enumerate() {
+            seq += 1;
+            let s = if i % 2 == 0 { &a } else { &a2 };
+            j.push(s, seq, 5_000, l, now, &mut out);
+            seq += 1;
+            let other = format!(
+                "2024-05-12 10:33:05,{:03} INFO org.apache.hadoop.hdfs.StateChange: BLOCK* line {i}",
+                i + 100
+            );
+            j.push(&b, seq, 5_000, &other, now, &mut out);
+        }
+        assert_eq!(j.open_records(), 2);
+        j.flush_all(&mut out);
+        let of_a: Vec<&LogRecord> = out.iter().filter(|r| r.host == "worker1").collect();
+        let of_b: Vec<&LogRecord> = out.iter().filter(|r| r.host == "master").collect();
+        assert_eq!(of_a.len(), 1);
+        assert_eq!(of_a[0].line_count, 7);
+        assert_eq!(of_a[0].message.lines().count(), 7);
+        assert_eq!((of_a[0].id, of_a[0].last_seq), (1, 13));
+        assert_eq!(of_b.len(), 7);
+        assert!(
+            of_b.iter()
+                .all(|r| r.line_count == 1 && r.service == "namenode")
+        );
+    }
+
+    #[test]
+    fn idle_flush() {
+        let s = key("h", "datanode", "f");
+        let mut j = Joiner::new(cfg());
+        let t0 = Instant::now();
+        let mut out = Vec::new();
+        j.push(
+            &s,
+            1,
+            0,
+            "2024-05-12 10:33:05,004 WARN a.B: x",
+            t0,
+            &mut out,
+        );
+        j.push(
+            &s,
+            2,
+            0,
+            "\tat a.B.c(B.java:1)",
+            t0 + Duration::from_millis(1500),
+            &mut out,
+        );
+        let other = key("h2", "datanode", "f");
+        j.push(
+            &other,
+            3,
+            0,
+            "2024-05-12 10:33:06,004 INFO a.B: y",
+            t0 + Duration::from_secs(3),
+            &mut out,
+        );
+        assert!(out.is_empty());
+        // 2 s after the last line of `s` (at 1.5 s) is 3.5 s.
+        j.flush_idle(
+            t0 + Duration::from_millis(3400),
+            Duration::from_secs(2),
+            &mut out,
+        );
+        assert!(out.is_empty());
+        assert_eq!(j.open_records(), 2);
+        j.flush_idle(
+            t0 + Duration::from_millis(3600),
+            Duration::from_secs(2),
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].line_count, 2);
+        assert_eq!(j.open_records(), 1);
+        assert_eq!(j.oldest_open_seq(), Some(3));
+        // A clock that goes backwards does not flush (saturating).
+        j.flush_idle(t0, Duration::from_secs(2), &mut out);
+        assert_eq!(out.len(), 1);
+        j.flush_idle(
+            t0 + Duration::from_secs(10),
+            Duration::from_secs(2),
+            &mut out,
+        );
+        assert_eq!(out.len(), 2);
+        assert_eq!(j.open_records(), 0);
+        // A continuation arriving after the idle flush becomes an orphan record.
+        j.push(
+            &s,
+            4,
+            0,
+            "\tat a.B.d(B.java:2)",
+            t0 + Duration::from_secs(11),
+            &mut out,
+        );
+        j.flush_all(&mut out);
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[2].layout, Layout::OrphanContinuation);
+    }
+
+    #[test]
+    fn orphan_continuation() {
+        let s = key("", "", "hadoop-hadoop-namenode-master.log");
+        let mut j = Joiner::new(cfg());
+        let now = Instant::now();
+        let mut out = Vec::new();
+        j.push(&s, 10, 77, "\tat a.B.c(B.java:1)\r", now, &mut out);
+        j.push(&s, 11, 78, "\t... 3 more", now, &mut out);
+        assert!(out.is_empty());
+        j.push(
+            &s,
+            12,
+            79,
+            "2024-05-12 10:14:12,005 INFO org.apache.hadoop.hdfs.StateChange: x",
+            now,
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        let r = &out[0];
+        assert_eq!(r.layout, Layout::OrphanContinuation);
+        assert_eq!(r.level, Level::Unknown);
+        assert_eq!((r.id, r.last_seq, r.line_count), (10, 11, 2));
+        assert_eq!(r.message, "\tat a.B.c(B.java:1)\n\t... 3 more");
+        assert_eq!(r.event_ms, 77);
+        assert_eq!(r.received_ms, 77);
+        assert_eq!(r.service, "namenode");
+        assert_eq!(r.logger, "");
+    }
+
+    #[test]
+    fn record_caps() {
+        let s = key("h", "x", "f");
+        let mut j = Joiner::new(JoinerConfig {
+            max_record_lines: 3,
+            ..cfg()
+        });
+        let now = Instant::now();
+        let mut out = Vec::new();
+        j.push(
+            &s,
+            1,
+            0,
+            "2024-05-12 10:14:12,005 ERROR a.B: boom",
+            now,
+            &mut out,
+        );
+        for i in 0..5u64 {
+            j.push(
+                &s,
+                2 + i,
+                0,
+                &format!("\tat a.B.m{i}(B.java:{i})"),
+                now,
+                &mut out,
+            );
+        }
+        j.flush_all(&mut out);
+        let shape: Vec<(Layout, u32, u64, u64)> = out
+            .iter()
+            .map(|r| (r.layout, r.line_count, r.id, r.last_seq))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (Layout::Log4j, 3, 1, 3),
+                (Layout::OrphanContinuation, 3, 4, 6)
+            ]
+        );
+        assert_eq!(
+            out[1].message,
+            "\tat a.B.m2(B.java:2)\n\tat a.B.m3(B.java:3)\n\tat a.B.m4(B.java:4)"
+        );
+
+        // Byte cap: 40 bytes fit the header (20) and one frame (1 + 15), not two.
+        let mut j = Joiner::new(JoinerConfig {
+            max_record_bytes: 40,
+            ..cfg()
+        });
+        let mut out = Vec::new();
+        j.push(
+            &s,
+            1,
+            0,
+            "2024-05-12 10:14:12,005 ERROR a.B: 12345678901234567890",
+            now,
+            &mut out,
+        );
+        j.push(&s, 2, 0, "\tat a.B.c(B:11)", now, &mut out);
+        j.push(&s, 3, 0, "\tat a.B.d(B:12)", now, &mut out);
+        j.flush_all(&mut out);
+        let counts: Vec<(u32, usize)> = out
+            .iter()
+            .map(|r| (r.line_count, r.message.len()))
+            .collect();
+        assert_eq!(counts, vec![(2, 36), (1, 15)]);
+        assert!(out.iter().all(|r| r.message.len() <= 40));
+
+        // A zero cap never loops: every continuation is its own orphan.
+        let mut j = Joiner::new(JoinerConfig {
+            max_record_lines: 0,
+            ..cfg()
+        });
+        let mut out = Vec::new();
+        for i in 0..3 {
+            j.push(&s, i, 0, "\tat x", now, &mut out);
+        }
+        j.flush_all(&mut out);
+        assert_eq!(out.len(), 3);
+    }
+
+    #[test]
+    fn oldest_open_seq_tracks_open_records() {
+        let a = key("a", "x", "f");
+        let b = key("b", "x", "f");
+        let mut j = Joiner::new(cfg());
+        let now = Instant::now();
+        let mut out = Vec::new();
+        assert_eq!(j.oldest_open_seq(), None);
+        j.push(
+            &a,
+            5,
+            0,
+            "2024-05-12 10:14:12,005 ERROR a.B: boom",
+            now,
+            &mut out,
+        );
+        j.push(
+            &b,
+            7,
+            0,
+            "2024-05-12 10:14:12,005 INFO a.B: ok",
+            now,
+            &mut out,
+        );
+        j.push(&a, 8, 0, "\tat a.B.c(B.java:1)", now, &mut out);
+        assert_eq!(j.oldest_open_seq(), Some(5));
+        assert_eq!(j.open_records(), 2);
+        j.push(
+            &a,
+            9,
+            0,
+            "2024-05-12 10:14:13,005 INFO a.B: next",
+            now,
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].id, out[0].last_seq), (5, 8));
+        assert_eq!(j.oldest_open_seq(), Some(7));
+        j.flush_all(&mut out);
+        assert_eq!(j.oldest_open_seq(), None);
+        // flush_all emits in id order.
+        let ids: Vec<u64> = out.iter().map(|r| r.id).collect();
+        assert_eq!(ids, vec![5, 7, 9]);
+    }
+
+    #[test]
+    fn namenode_banner_is_one_record() {
+        let Some(lines) = testdata::lines("reference/hadoop/hadoop-namenode.composed.log") else {
+            return;
+        };
+        let mut j = Joiner::new(cfg());
+        let recs = join_all(
+            &mut j,
+            &key("master", "", "hadoop-hadoop-namenode-master.log"),
+            &lines,
+        );
+        let counts: Vec<u32> = recs.iter().map(|r| r.line_count).collect();
+        assert_eq!(counts, vec![10, 1, 1, 1, 4]);
+        let banner = &recs[0];
+        assert_eq!(
+            banner.logger,
+            "org.apache.hadoop.hdfs.server.namenode.NameNode"
+        );
+        assert!(banner.message.starts_with("STARTUP_MSG: \n/*****"));
+        assert!(
+            banner
+                .message
+                .contains("\nSTARTUP_MSG:   version = 3.3.6\n")
+        );
+        assert!(banner.message.ends_with("*/"));
+        assert!(
+            recs[4]
+                .message
+                .contains("SHUTDOWN_MSG: Shutting down NameNode at master/192.168.10.10")
+        );
+        assert!(
+            recs.iter()
+                .all(|r| r.service == "namenode" && r.layout == Layout::Log4j)
+        );
+    }
+
+    #[test]
+    fn event_time_conversion() {
+        // 2024-12-10 07:00:00 UTC
+        let dec10 = 1_733_814_000_000i64;
+        let ev = |offset: i32, received: i64, line: &str| {
+            let mut j = Joiner::new(JoinerConfig {
+                utc_offset_secs: offset,
+                ..cfg()
+            });
+            let mut out = Vec::new();
+            j.push(
+                &key("", "", "/var/log/secure"),
+                1,
+                received,
+                line,
+                Instant::now(),
+                &mut out,
+            );
+            j.flush_all(&mut out);
+            out.pop().map(|r| (r.event_ms, r.host, r.service))
+        };
+        let r = ev(
+            0,
+            dec10,
+            "Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user webmaster",
+        )
+        .unwrap_or_default();
+        assert_eq!(r, (dec10 - 254_000, "LabSZ".to_owned(), "sshd".to_owned()));
+        // New Year: received 2025-01-01 00:00:10 UTC, line from 31 Dec -> previous year.
+        let jan1 = 1_735_689_610_000i64;
+        let r = ev(0, jan1, "Dec 31 23:59:58 h sshd[1]: x").unwrap_or_default();
+        assert_eq!(r.0, jan1 - 12_000);
+        // Within a day in the future (clock skew) keeps the current year.
+        let r = ev(0, jan1, "Jan  1 12:00:00 h sshd[1]: x").unwrap_or_default();
+        assert_eq!(r.0, 1_735_732_800_000);
+        // UTC+1: received 2024-12-31 23:30 UTC = 2025-01-01 00:30 local; the year comes from local.
+        let received = jan1 - 10_000 - 30 * 60_000; // 2024-12-31 23:30:00 UTC
+        assert_eq!(received, 1_735_687_800_000);
+        let r = ev(3600, received, "Jan  1 00:29:59 h sshd[1]: x").unwrap_or_default();
+        assert_eq!(r.0, 1_735_687_799_000); // 2024-12-31 23:29:59 UTC
+        // Same line read as UTC: the receipt year (2024) is used, since 2024-01-01 is not in
+        // the future; a writer clock running ahead across New Year is not corrected.
+        let r = ev(0, received, "Jan  1 00:29:59 h sshd[1]: x").unwrap_or_default();
+        assert_eq!(r.0, 1_704_068_999_000);
+        // 29 February from a non-leap year's receipt: the previous year is tried.
+        let mar1_2025 = 1_740_787_200_000i64;
+        let r = ev(0, mar1_2025, "Feb 29 10:00:00 h sshd[1]: x").unwrap_or_default();
+        assert_eq!(r.0, 1_709_200_800_000); // 2024-02-29 10:00 UTC
+        // Log4j with a year: wall clock UTC+2 and UTC-5.
+        let l = "2024-05-12 10:14:12,005 INFO org.apache.hadoop.hdfs.StateChange: x";
+        assert_eq!(
+            ev(7200, 0, l).unwrap_or_default().0,
+            1_715_508_852_005 - 7_200_000
+        );
+        assert_eq!(
+            ev(-18_000, 0, l).unwrap_or_default().0,
+            1_715_508_852_005 + 18_000_000
+        );
+        // No time in the line: received time.
+        assert_eq!(
+            ev(3600, 42, "worker3: Permission denied (publickey).")
+                .unwrap_or_default()
+                .0,
+            42
+        );
+        // The stream's host wins over the line's host.
+        let mut j = Joiner::new(cfg());
+        let mut out = Vec::new();
+        j.push(
+            &key("dn05", "", "secure"),
+            1,
+            dec10,
+            "Dec 10 06:55:46 LabSZ sshd[1]: x",
+            Instant::now(),
+            &mut out,
+        );
+        j.flush_all(&mut out);
+        assert_eq!(out[0].host, "dn05");
+        // Extreme received times do not overflow.
+        let _ = ev(i32::MAX, i64::MAX, "Dec 10 06:55:46 h sshd[1]: x");
+        let _ = ev(i32::MIN, i64::MIN, "Dec 10 06:55:46 h sshd[1]: x");
+    }
+
+    #[test]
+    fn unrecognised_lines_join_log_records_only() {
+        let lines: Vec<String> = [
+            "25/02/11 14:22:09 INFO mapreduce.Job: Task Id : attempt_1739251200123_0118_m_000007_0, Status : FAILED",
+            "Container [pid=18822,containerID=container_1739251200123_0118_01_000009] is running beyond physical memory limits.",
+            "Dump of the process-tree for container_1739251200123_0118_01_000009 :",
+            "\t|- PID PPID PGRPID SESSID CMD_NAME",
+            "",
+            "Container killed on request. Exit code is 143",
+            "ERROR: this stays a record of its own",
+            "Starting datanodes",
+            "Starting secondary namenodes [nn1]",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let s = key("edge01", "", "console");
+        let recs = join_all(&mut Joiner::new(cfg()), &s, &lines);
+        let counts: Vec<u32> = recs.iter().map(|r| r.line_count).collect();
+        assert_eq!(counts, vec![6, 1, 1, 1]);
+        assert_eq!(recs[0].service, "mapreduce");
+        assert_eq!(recs[1].level, Level::Error);
+        let mut strict = Joiner::new(cfg());
+        strict.set_join_unrecognised(false);
+        let recs = join_all(&mut strict, &s, &lines);
+        let counts: Vec<u32> = recs.iter().map(|r| r.line_count).collect();
+        assert_eq!(counts, vec![1, 1, 3, 1, 1, 1, 1]);
+    }
+
+    /// Every dev-case excerpt, fed as one stream: lines are conserved, stack frames never start
+    /// a record unless the excerpt itself starts with one.
+    #[test]
+    fn dev_cases_join() {
+        let Some(cases) = testdata::dev_cases() else {
+            eprintln!("dev-cases.jsonl not found, skipped");
+            return;
+        };
+        let mut multi = 0;
+        let mut total_lines = 0usize;
+        let mut total_records = 0usize;
+        for (id, lines) in &cases {
+            let s = key("", "", "");
+            let recs = join_all(&mut Joiner::new(cfg()), &s, lines);
+            let joined: u32 = recs.iter().map(|r| r.line_count).sum();
+            assert_eq!(joined as usize, lines.len(), "{id}");
+            let first_is_cont = lines
+                .first()
+                .is_some_and(|l| parse_line(l).kind == LineKind::Continuation);
+            let orphans = recs
+                .iter()
+                .filter(|r| r.layout == Layout::OrphanContinuation)
+                .count();
+            assert!(
+                orphans <= usize::from(first_is_cont),
+                "{id}: {orphans} orphan records"
+            );
+            let multi_line: Vec<u32> = recs
+                .iter()
+                .filter(|r| r.line_count > 1)
+                .map(|r| r.line_count)
+                .collect();
+            if !multi_line.is_empty() {
+                multi += 1;
+            }
+            total_lines += lines.len();
+            total_records += recs.len();
+            eprintln!(
+                "{id}: {} lines -> {} records, multi-line {:?}, layouts {:?}",
+                lines.len(),
+                recs.len(),
+                multi_line,
+                recs.iter().map(|r| r.layout.as_str()).collect::<Vec<_>>()
+            );
+        }
+        eprintln!(
+            "dev cases: {} cases, {} with multi-line records, {total_lines} lines -> {total_records} records",
+            cases.len(),
+            multi
+        );
+    }
+
+    /// `cargo test --release -- --ignored --nocapture bench_joiner`
+    #[test]
+    #[ignore]
+    fn bench_joiner() {
+        let mut lines = testdata::lines("data/loghub/Hadoop/Hadoop_2k.log").unwrap_or_default();
+        if let Some(trace) = testdata::lines("reference/hadoop/hadoop-datanode.composed.log") {
+            lines.extend(trace);
+        }
+        if lines.is_empty() {
+            return;
+        }
+        let streams: Vec<StreamId> = (0..8)
+            .map(|i| key(&format!("worker{i}"), "", "hadoop-hadoop-datanode-w.log"))
+            .collect();
+        let mut j = Joiner::new(JoinerConfig::default());
+        let reps = 1_000_000 / lines.len();
+        let now = Instant::now();
+        let mut out = Vec::with_capacity(4096);
+        let mut seq = 0u64;
+        let mut records = 0usize;
+        let start = Instant::now();
+        for _ in 0..reps {
+            for (i, l) in lines.iter().enumerate() {
+                seq += 1;
+                let s = &streams[(i / 16) % streams.len()];
+                j.push(s, seq, 0, l, now, &mut out);
+                if out.len() >= 4096 {
+                    records += out.len();
+                    out.clear();
+                }
+            }
+        }
+        j.flush_all(&mut out);
+        records += out.len();
+        let secs = start.elapsed().as_secs_f64();
+        eprintln!(
+            "joiner: {seq} lines -> {records} records in {secs:.3}s = {:.2} M lines/s",
+            seq as f64 / secs / 1e6
+        );
+    }
 }

@@ -179,10 +179,10 @@ pub fn parse_line(line: &str) -> ParsedLine<'_> {
         if let Some(p) = parsed {
             return p;
         }
-    } else if first.is_ascii_uppercase() {
-        if let Some(p) = parse_syslog(line) {
-            return p;
-        }
+    } else if first.is_ascii_uppercase()
+        && let Some(p) = parse_syslog(line)
+    {
+        return p;
     }
     classify_other(line)
 }
@@ -288,10 +288,10 @@ fn split_logger(s: &str) -> Option<(&str, &str)> {
 /// Returns (layout-was-container, level, logger, thread, message).
 fn level_thread_logger(s: &str) -> Option<(bool, Level, &str, &str, &str)> {
     let (level, rest) = take_level(s)?;
-    if let Some(inner) = rest.strip_prefix('[') {
-        if let Some((thread, logger, msg)) = bracket_thread_logger(inner) {
-            return Some((true, level, logger, thread, msg));
-        }
+    if let Some(inner) = rest.strip_prefix('[')
+        && let Some((thread, logger, msg)) = bracket_thread_logger(inner)
+    {
+        return Some((true, level, logger, thread, msg));
     }
     match split_logger(rest) {
         Some((logger, msg)) => Some((false, level, logger, "", msg)),
@@ -306,10 +306,10 @@ fn bracket_thread_logger(inner: &str) -> Option<(&str, &str, &str)> {
     let mut from = 0usize;
     while let Some(off) = b.get(from..).and_then(|r| memchr::memchr(b']', r)) {
         let p = from + off;
-        if b.get(p + 1) == Some(&b' ') {
-            if let Some((logger, msg)) = inner.get(p + 2..).and_then(split_logger) {
-                return Some((inner.get(..p)?, logger, msg));
-            }
+        if b.get(p + 1) == Some(&b' ')
+            && let Some((logger, msg)) = inner.get(p + 2..).and_then(split_logger)
+        {
+            return Some((inner.get(..p)?, logger, msg));
         }
         from = p + 1;
     }
@@ -861,10 +861,10 @@ fn is_host_token(tok: &str) -> bool {
     {
         return false; // Title-case English label: `Hostname: dn06`, `Note: ...`, `Error: ...`
     }
-    if let Some((_, seg)) = tok.rsplit_once('.') {
-        if seg.as_bytes().first().is_some_and(u8::is_ascii_uppercase) {
-            return false; // Java class name such as `java.net.ConnectException`
-        }
+    if let Some((_, seg)) = tok.rsplit_once('.')
+        && seg.as_bytes().first().is_some_and(u8::is_ascii_uppercase)
+    {
+        return false; // Java class name such as `java.net.ConnectException`
     }
     !NOT_HOSTS.contains(&tok)
 }
@@ -900,8 +900,7 @@ mod tests {
         })
     }
 
-    /// Asserts kind=Header and the given fields.
-    #[allow(clippy::too_many_arguments)]
+    /// Asserts kind=Header and the given fields; returns the parsed time.
     fn hdr(
         line: &str,
         layout: Layout,
@@ -910,7 +909,7 @@ mod tests {
         thread: &str,
         message: &str,
         host: Option<&str>,
-    ) -> ParsedLine<'static> {
+    ) -> Option<LocalTime> {
         let p = parse_line(line);
         assert_eq!(p.kind, LineKind::Header, "kind of {line:?}");
         assert_eq!(p.layout, layout, "layout of {line:?}");
@@ -919,17 +918,7 @@ mod tests {
         assert_eq!(p.thread, thread, "thread of {line:?}");
         assert_eq!(p.message, message, "message of {line:?}");
         assert_eq!(p.host, host, "host of {line:?}");
-        // Return an owned-independent copy of the time for further checks.
-        ParsedLine {
-            kind: p.kind,
-            layout: p.layout,
-            level: p.level,
-            time: p.time,
-            logger: "",
-            thread: "",
-            message: "",
-            host: None,
-        }
+        p.time
     }
 
     fn cont(line: &str) {
@@ -942,7 +931,7 @@ mod tests {
 
     #[test]
     fn log4j_daemon() {
-        let p = hdr(
+        let time = hdr(
             "2024-05-12 10:14:12,005 INFO org.apache.hadoop.hdfs.StateChange: BLOCK* removeDeadDatanode: lost heartbeat from 192.168.10.13:9866, removeBlocksFromBlockMap true",
             Layout::Log4j,
             Level::Info,
@@ -951,7 +940,7 @@ mod tests {
             "BLOCK* removeDeadDatanode: lost heartbeat from 192.168.10.13:9866, removeBlocksFromBlockMap true",
             None,
         );
-        assert_eq!(p.time, t(Some(2024), 5, 12, 10, 14, 12, 5));
+        assert_eq!(time, t(Some(2024), 5, 12, 10, 14, 12, 5));
         // Message that is empty but for a trailing space is kept verbatim.
         hdr(
             "2024-05-12 08:01:50,101 INFO org.apache.hadoop.hdfs.server.namenode.NameNode: STARTUP_MSG: ",
@@ -1014,7 +1003,7 @@ mod tests {
 
     #[test]
     fn container_syslog() {
-        let p = hdr(
+        let time = hdr(
             "2015-10-18 18:01:47,978 INFO [main] org.apache.hadoop.mapreduce.v2.app.MRAppMaster: Created MRAppMaster for application appattempt_1445144423722_0020_000001\r",
             Layout::Container,
             Level::Info,
@@ -1023,7 +1012,7 @@ mod tests {
             "Created MRAppMaster for application appattempt_1445144423722_0020_000001",
             None,
         );
-        assert_eq!(p.time, t(Some(2015), 10, 18, 18, 1, 47, 978));
+        assert_eq!(time, t(Some(2015), 10, 18, 18, 1, 47, 978));
         hdr(
             "2015-10-18 18:04:11,034 ERROR [RMCommunicator Allocator] org.apache.hadoop.mapreduce.v2.app.rm.RMContainerAllocator: Container complete event for unknown container id container_1445144423722_0020_01_000012",
             Layout::Container,
@@ -1074,7 +1063,7 @@ mod tests {
 
     #[test]
     fn cli_h2_and_spark() {
-        let p = hdr(
+        let time = hdr(
             "18/02/24 10:03:52 INFO ipc.Client: Retrying connect to server",
             Layout::CliH2,
             Level::Info,
@@ -1083,7 +1072,7 @@ mod tests {
             "Retrying connect to server",
             None,
         );
-        assert_eq!(p.time, t(Some(2018), 2, 24, 10, 3, 52, 0));
+        assert_eq!(time, t(Some(2018), 2, 24, 10, 3, 52, 0));
         hdr(
             "17/06/09 20:10:40 INFO executor.CoarseGrainedExecutorBackend: Registered signal handlers for [TERM, HUP, INT]\r",
             Layout::CliH2,
@@ -1106,7 +1095,7 @@ mod tests {
 
     #[test]
     fn flume_file() {
-        let p = hdr(
+        let time = hdr(
             "12 May 2024 10:15:30,402 INFO  [conf-file-poller-0] (org.apache.flume.sink.http.HttpSink.configure:122)  - Read endpoint URL from configuration : http://master:8080/api/log/auto-upload?host=worker1&service=datanode",
             Layout::Flume,
             Level::Info,
@@ -1115,7 +1104,7 @@ mod tests {
             "Read endpoint URL from configuration : http://master:8080/api/log/auto-upload?host=worker1&service=datanode",
             None,
         );
-        assert_eq!(p.time, t(Some(2024), 5, 12, 10, 15, 30, 402));
+        assert_eq!(time, t(Some(2024), 5, 12, 10, 15, 30, 402));
         hdr(
             "12 May 2024 10:15:33,120 ERROR [SinkRunner-PollingRunner-DefaultSinkProcessor] (org.apache.flume.sink.http.HttpSink.process:277)  - Error opening connection, or request timed out",
             Layout::Flume,
@@ -1166,7 +1155,7 @@ mod tests {
 
     #[test]
     fn flume_console() {
-        let p = hdr(
+        let time = hdr(
             "2026-03-04 10:22:31,512 (pool-5-thread-1) [ERROR - org.apache.flume.source.ExecSource$ExecRunnable.run(ExecSource.java:356)] Failed while running command: tail -F /var/log/x",
             Layout::FlumeConsole,
             Level::Error,
@@ -1175,7 +1164,7 @@ mod tests {
             "Failed while running command: tail -F /var/log/x",
             None,
         );
-        assert_eq!(p.time, t(Some(2026), 3, 4, 10, 22, 31, 512));
+        assert_eq!(time, t(Some(2026), 3, 4, 10, 22, 31, 512));
         hdr(
             "2025-03-20 07:45:12,301 (lifecycleSupervisor-1-1) [INFO - org.apache.flume.sink.AbstractRpcSink.start(AbstractRpcSink.java:287)] Starting RpcSink k1 { host: flume-collector-1, port: 4545 }...",
             Layout::FlumeConsole,
@@ -1189,7 +1178,7 @@ mod tests {
 
     #[test]
     fn zookeeper() {
-        let p = hdr(
+        let time = hdr(
             "2015-07-29 17:41:44,747 - INFO  [QuorumPeer[myid=1]/0:0:0:0:0:0:0:0:2181:FastLeaderElection@774] - Notification time out: 3200\r",
             Layout::Zookeeper,
             Level::Info,
@@ -1198,7 +1187,7 @@ mod tests {
             "Notification time out: 3200",
             None,
         );
-        assert_eq!(p.time, t(Some(2015), 7, 29, 17, 41, 44, 747));
+        assert_eq!(time, t(Some(2015), 7, 29, 17, 41, 44, 747));
         hdr(
             "2015-07-29 19:04:12,394 - INFO  [/10.10.34.11:3888:QuorumCnxManager$Listener@493] - Received connection request /10.10.34.11:45307",
             Layout::Zookeeper,
@@ -1240,7 +1229,7 @@ mod tests {
 
     #[test]
     fn hdfs_legacy() {
-        let p = hdr(
+        let time = hdr(
             "081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block blk_38865049064139660 terminating\r",
             Layout::HdfsLegacy,
             Level::Info,
@@ -1249,7 +1238,7 @@ mod tests {
             "PacketResponder 1 for block blk_38865049064139660 terminating",
             None,
         );
-        assert_eq!(p.time, t(Some(2008), 11, 9, 20, 36, 15, 0));
+        assert_eq!(time, t(Some(2008), 11, 9, 20, 36, 15, 0));
         hdr(
             "081109 214043 2561 WARN dfs.DataNode$DataXceiver: 10.251.30.85:50010:Got exception while serving blk_-2918118818249673980 to /10.251.90.64:",
             Layout::HdfsLegacy,
@@ -1263,7 +1252,7 @@ mod tests {
 
     #[test]
     fn syslog() {
-        let p = hdr(
+        let time = hdr(
             "Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user webmaster from 173.234.31.186\r",
             Layout::Syslog,
             Level::Info,
@@ -1272,7 +1261,7 @@ mod tests {
             "Invalid user webmaster from 173.234.31.186",
             Some("LabSZ"),
         );
-        assert_eq!(p.time, t(None, 12, 10, 6, 55, 46, 0));
+        assert_eq!(time, t(None, 12, 10, 6, 55, 46, 0));
         hdr(
             "Dec 10 07:51:15 LabSZ sshd[24324]: error: Received disconnect from 195.154.37.122: 3: com.jcraft.jsch.JSchException: Auth fail [preauth]",
             Layout::Syslog,
@@ -1291,7 +1280,7 @@ mod tests {
             "authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=218.188.2.4 ",
             Some("combo"),
         );
-        let p = hdr(
+        let time = hdr(
             "Mar  4 10:22:31 slave3 sshd[2417]: fatal: Access denied for user hadoop by PAM account configuration",
             Layout::Syslog,
             Level::Fatal,
@@ -1300,7 +1289,7 @@ mod tests {
             "fatal: Access denied for user hadoop by PAM account configuration",
             Some("slave3"),
         );
-        assert_eq!(p.time, t(None, 3, 4, 10, 22, 31, 0));
+        assert_eq!(time, t(None, 3, 4, 10, 22, 31, 0));
         hdr(
             "Jul 27 14:41:57 combo kernel:  BIOS-e820: 0000000000000000 - 00000000000a0000 (usable)",
             Layout::Syslog,
@@ -1328,7 +1317,7 @@ mod tests {
             "-- root[2421]: ROOT LOGIN ON tty2",
             Some("combo"),
         );
-        let p = hdr(
+        let time = hdr(
             "Mar 4 10:22:31 slave3 sshd[2417]: x",
             Layout::Syslog,
             Level::Info,
@@ -1337,7 +1326,7 @@ mod tests {
             "x",
             Some("slave3"),
         );
-        assert_eq!(p.time, t(None, 3, 4, 10, 22, 31, 0));
+        assert_eq!(time, t(None, 3, 4, 10, 22, 31, 0));
     }
 
     #[test]
@@ -1590,14 +1579,28 @@ mod tests {
 
     #[test]
     fn epoch_conversion() {
-        let ms = |y, mo, d, h, mi, s, mls, def| t(y, mo, d, h, mi, s, mls).and_then(|x| x.to_epoch_ms(def));
-        assert_eq!(ms(Some(2024), 5, 12, 10, 14, 12, 5, 0), Some(1_715_508_852_005));
-        assert_eq!(ms(Some(2015), 10, 18, 18, 1, 47, 978, 0), Some(1_445_191_307_978));
-        assert_eq!(ms(None, 11, 9, 20, 36, 15, 0, 2008), Some(1_226_262_975_000));
+        let ms = |y, mo, d, h, mi, s, mls, def| {
+            t(y, mo, d, h, mi, s, mls).and_then(|x| x.to_epoch_ms(def))
+        };
+        assert_eq!(
+            ms(Some(2024), 5, 12, 10, 14, 12, 5, 0),
+            Some(1_715_508_852_005)
+        );
+        assert_eq!(
+            ms(Some(2015), 10, 18, 18, 1, 47, 978, 0),
+            Some(1_445_191_307_978)
+        );
+        assert_eq!(
+            ms(None, 11, 9, 20, 36, 15, 0, 2008),
+            Some(1_226_262_975_000)
+        );
         assert_eq!(ms(Some(1970), 1, 1, 0, 0, 0, 0, 0), Some(0));
         assert_eq!(ms(Some(1969), 12, 31, 23, 59, 59, 0, 0), Some(-1000));
         assert_eq!(ms(Some(2000), 3, 1, 0, 0, 0, 0, 0), Some(951_868_800_000));
-        assert_eq!(ms(Some(2024), 2, 29, 0, 0, 0, 0, 0), Some(1_709_164_800_000));
+        assert_eq!(
+            ms(Some(2024), 2, 29, 0, 0, 0, 0, 0),
+            Some(1_709_164_800_000)
+        );
         assert_eq!(ms(Some(2023), 2, 29, 0, 0, 0, 0, 0), None);
         assert_eq!(ms(Some(1900), 2, 29, 0, 0, 0, 0, 0), None);
         assert_eq!(ms(Some(2000), 2, 29, 0, 0, 0, 0, 0), Some(951_782_400_000));
@@ -1722,7 +1725,9 @@ mod tests {
             }
         }
         // Pseudo-random strings over the separator alphabet.
-        let alphabet: Vec<char> = "0123456789 -:,./[]()@é\t\rINFOWARNabc_$\"".chars().collect();
+        let alphabet: Vec<char> = "0123456789 -:,./[]()@é\t\rINFOWARNabc_$\""
+            .chars()
+            .collect();
         let mut state = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..20_000 {
             let mut s = String::new();
@@ -1744,7 +1749,10 @@ mod tests {
     fn check_no_panic(s: &str) {
         let p = parse_line(s);
         let base = s.strip_suffix('\r').unwrap_or(s);
-        assert!(base.ends_with(p.message), "message of {s:?} is not a suffix: {p:?}");
+        assert!(
+            base.ends_with(p.message),
+            "message of {s:?} is not a suffix: {p:?}"
+        );
         if p.kind == LineKind::Continuation {
             assert_eq!(p.message, base);
         }
@@ -1796,7 +1804,11 @@ mod tests {
                 eprintln!("  not {}: {l}", want.as_str());
             }
             assert_eq!(lines.len(), 2000, "{name}");
-            assert!(other.is_empty(), "{name}: {} lines of another layout", other.len());
+            assert!(
+                other.is_empty(),
+                "{name}: {} lines of another layout",
+                other.len()
+            );
         }
     }
 

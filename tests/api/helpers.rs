@@ -1,0 +1,262 @@
+//! `spawn_app`: the real application on port 0 with a fresh database and WAL directory.
+//!
+//! Backends: SQLite always; MariaDB / MySQL when `FAULTLINE_TEST_MYSQL_URL` is set (a server
+//! URL without a database, e.g. `mysql://root@127.0.0.1:3306`). Each app gets its own uniquely
+//! named database, dropped when the app is dropped. Under `CI=true` a missing URL is a failure.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use faultline::config::Settings;
+use faultline::startup::Application;
+use faultline::storage::Store;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    MySql,
+}
+
+/// The MySQL server URL for tests, `None` to skip (never under `CI=true`).
+pub fn mysql_server_url() -> Option<String> {
+    match std::env::var("FAULTLINE_TEST_MYSQL_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url.trim().trim_end_matches('/').to_string()),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!(
+                "CI=true but FAULTLINE_TEST_MYSQL_URL is not set: the MariaDB suite must run in CI"
+            )
+        }
+        _ => {
+            eprintln!("FAULTLINE_TEST_MYSQL_URL not set: skipping the MySQL/MariaDB variant");
+            None
+        }
+    }
+}
+
+/// A database created for one test and dropped afterwards.
+pub struct TestDb {
+    pub url: String,
+    server_url: Option<String>,
+    name: String,
+}
+
+impl TestDb {
+    pub fn new(backend: Backend, dir: &std::path::Path) -> Option<TestDb> {
+        match backend {
+            Backend::Sqlite => Some(TestDb {
+                url: format!("sqlite://{}", dir.join("test.db").display()),
+                server_url: None,
+                name: String::new(),
+            }),
+            Backend::MySql => {
+                let server = mysql_server_url()?;
+                let name = format!("faultline_test_{}", uuid::Uuid::new_v4().simple());
+                run_admin(
+                    &server,
+                    &format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"),
+                );
+                Some(TestDb {
+                    url: format!("{server}/{name}"),
+                    server_url: Some(server),
+                    name,
+                })
+            }
+        }
+    }
+}
+
+/// Run one admin statement on its own runtime (usable from Drop).
+fn run_admin(server: &str, sql: &str) {
+    let (server, sql) = (server.to_string(), sql.to_string());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::MySqlConnection::connect(&server)
+                .await
+                .unwrap_or_else(|e| panic!("cannot connect to {server}: {e}"));
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .expect("admin statement");
+        });
+    })
+    .join()
+    .expect("admin thread");
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(server) = &self.server_url {
+            run_admin(server, &format!("DROP DATABASE IF EXISTS `{}`", self.name));
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub store: Store,
+    pub client: reqwest::Client,
+    pub handle: actix_web::dev::ServerHandle,
+    pub dir: tempfile::TempDir,
+    pub db: TestDb,
+    pub settings: Settings,
+}
+
+/// Settings for a test app: port 0, its own database and WAL dir, a short join idle time.
+pub fn test_settings(db_url: &str, wal_dir: PathBuf) -> Settings {
+    let mut s = Settings::default();
+    s.server.listen = "127.0.0.1:0".into();
+    s.server.workers = 2;
+    s.database.url = db_url.to_string();
+    s.database.max_connections = 4;
+    s.ingest.wal_dir = wal_dir;
+    s.pipeline.join_idle_ms = 300;
+    s.pipeline.max_restart_backoff_ms = 500;
+    s
+}
+
+/// Start an app; `None` when the backend is not available outside CI.
+pub async fn spawn_app_with(
+    backend: Backend,
+    tweak: impl FnOnce(&mut Settings),
+) -> Option<TestApp> {
+    faultline::telemetry::init(&faultline::config::LogSettings {
+        level: std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        format: faultline::config::LogFormat::Text,
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = TestDb::new(backend, dir.path())?;
+    let mut settings = test_settings(&db.url, dir.path().join("wal"));
+    tweak(&mut settings);
+    let app = Application::build(settings.clone())
+        .await
+        .expect("application builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let store = app.store();
+    let handle = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    Some(TestApp {
+        address,
+        store,
+        client: reqwest::Client::new(),
+        handle,
+        dir,
+        db,
+        settings,
+    })
+}
+
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |_| {}).await
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// POST a body to the ingest endpoint with a query string and content type.
+    pub async fn upload(
+        &self,
+        query: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/api/log/auto-upload{query}")))
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// GET /api/logs with a query string; panics unless 200.
+    pub async fn logs(&self, query: &str) -> Vec<Value> {
+        let resp = self
+            .client
+            .get(self.url(&format!("/api/logs{query}")))
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(resp.status(), 200, "GET /api/logs{query}");
+        let body: Value = resp.json().await.expect("json");
+        body["logs"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Poll `/api/logs{query}` until `pred` holds for the result (or fail after 15 s).
+    pub async fn wait_for_logs(
+        &self,
+        query: &str,
+        what: &str,
+        pred: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let start = Instant::now();
+        loop {
+            let logs = self.logs(query).await;
+            if pred(&logs) {
+                return logs;
+            }
+            if start.elapsed() > Duration::from_secs(15) {
+                panic!("timed out waiting for {what}; last result: {logs:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("request sent")
+            .text()
+            .await
+            .expect("text")
+    }
+
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// Value of a sample line `name{labels} value` in a metrics text (0 when absent).
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
+}
+
+/// Generate a `#[actix_web::test]` per backend from an `async fn(Backend)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod mysql {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::MySql).await
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,9 @@
+//! API and pipeline tests against the real application (one test binary, many modules).
+//! Every suite runs on SQLite, and on MariaDB / MySQL when `FAULTLINE_TEST_MYSQL_URL` is set.
+
+mod crash;
+mod health;
+pub mod helpers;
+mod ingest;
+mod logs;
+mod pipeline;
