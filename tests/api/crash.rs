@@ -7,10 +7,8 @@ use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use crate::both_backends;
-use crate::helpers::{Backend, TestDb};
+use crate::helpers::{Backend, TestDb, all_logs};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -52,28 +50,6 @@ async fn wait_healthy(client: &reqwest::Client, base: &str) {
             "server did not come up"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn all_messages(client: &reqwest::Client, base: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let page: Value = client
-            .get(format!("{base}/api/logs?limit=1000{cursor}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        for r in page["logs"].as_array().unwrap() {
-            out.push(r["message"].as_str().unwrap().to_string());
-        }
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = format!("&cursor={c}"),
-            None => return out,
-        }
     }
 }
 
@@ -133,9 +109,10 @@ async fn kill_9_after_ack_loses_nothing(b: Backend) {
     wait_healthy(&client, &base).await;
     let start_wait = Instant::now();
     let missing = loop {
-        let messages = all_messages(&client, &base).await;
-        let found: HashSet<&str> = messages
+        let logs = all_logs(&client, &base, "").await;
+        let found: HashSet<&str> = logs
             .iter()
+            .filter_map(|r| r["message"].as_str())
             .flat_map(|m| m.split(|c: char| c.is_whitespace()))
             .filter(|w| w.starts_with("marker-"))
             .collect();

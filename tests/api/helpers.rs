@@ -225,6 +225,28 @@ impl TestApp {
     }
 }
 
+/// Every record matching `query` (a `&`-joined filter string, may be empty), following
+/// `next_cursor` across pages.
+pub async fn all_logs(client: &reqwest::Client, base: &str, query: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page: Value = client
+            .get(format!("{base}/api/logs?limit=1000&{query}{cursor}"))
+            .send()
+            .await
+            .expect("request sent")
+            .json()
+            .await
+            .expect("json");
+        out.extend(page["logs"].as_array().cloned().unwrap_or_default());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => return out,
+        }
+    }
+}
+
 /// Value of a sample line `name{labels} value` in a metrics text (0 when absent).
 pub fn metric_value(text: &str, series: &str) -> f64 {
     text.lines()

@@ -105,29 +105,13 @@ async fn thousand_line_text_batch(b: Backend) {
     // stored records account for all 1000 physical lines.
     let start = std::time::Instant::now();
     loop {
-        let mut total = 0u64;
-        let mut cursor = String::new();
-        loop {
-            let page = app
-                .client
-                .get(app.url(&format!("/api/logs?host=worker2&limit=1000{cursor}")))
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap();
-            for r in page["logs"].as_array().unwrap() {
-                total += r["line_count"].as_u64().unwrap();
+        let logs = crate::helpers::all_logs(&app.client, &app.address, "host=worker2").await;
+        let total: u64 = logs.iter().map(|r| r["line_count"].as_u64().unwrap()).sum();
+        if total == 1000 {
+            for r in &logs {
                 assert_eq!(r["service"], "mapreduce");
                 assert_ne!(r["level"], "UNKNOWN", "{r}");
             }
-            match page["next_cursor"].as_str() {
-                Some(c) => cursor = format!("&cursor={c}"),
-                None => break,
-            }
-        }
-        if total == 1000 {
             break;
         }
         assert!(start.elapsed().as_secs() < 15, "only {total} lines stored");
