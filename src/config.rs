@@ -430,6 +430,13 @@ impl Settings {
 }
 
 /// Hide the password in `scheme://user:password@host/...`.
+///
+/// ```
+/// assert_eq!(
+///     faultline::config::redact_url("mysql://faultline:s3cret@db:3306/faultline"),
+///     "mysql://faultline:***@db:3306/faultline"
+/// );
+/// ```
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
@@ -549,6 +556,14 @@ mod tests {
 
         let e = load(None, &[("FAULTLINE_LISTEN", "x")]).unwrap_err();
         assert_eq!(e.source, "environment variable FAULTLINE_LISTEN");
+    }
+
+    #[test]
+    fn the_shipped_example_is_valid_and_equals_the_defaults() {
+        let text = include_str!("../faultline.example.toml");
+        let s = load(Some(text), &[]).unwrap();
+        let d = Settings::default();
+        assert_eq!(s.to_redacted_toml(), d.to_redacted_toml());
     }
 
     #[test]

@@ -101,6 +101,18 @@ fn split_lines(text: &str) -> impl Iterator<Item = &str> {
 }
 
 /// Decode `body` sent with `content_type`; `default` is the stream named by the query string.
+///
+/// ```
+/// use faultline::domain::StreamKey;
+/// use faultline::ingest::{Shape, decode};
+///
+/// let query = StreamKey { host: "worker1".into(), service: "datanode".into(), ..Default::default() };
+/// let body = br#"[{"headers": {"host": "master", "service": "namenode"}, "body": "line 1"}, "line 2"]"#;
+/// let d = decode(body, Some("application/json"), &query).unwrap();
+/// assert_eq!(d.shape, Shape::Json);
+/// assert_eq!(d.batches[0].stream.host, "master");
+/// assert_eq!(d.batches[1].stream.host, "worker1");
+/// ```
 pub fn decode(
     body: &[u8],
     content_type: Option<&str>,

@@ -24,6 +24,20 @@ pub use layouts::{LineKind, LocalTime, ParsedLine, parse_line};
 
 /// The `preprocess_log` step of the product for one physical line: an alias of [`parse_line`].
 /// Stateless; multi-line records are assembled afterwards by [`Joiner`].
+///
+/// ```
+/// use faultline::domain::{Layout, Level};
+/// use faultline::parse::{LineKind, preprocess_log};
+///
+/// let p = preprocess_log(
+///     "2024-05-12 10:14:12,005 INFO org.apache.hadoop.hdfs.StateChange: BLOCK* removeDeadDatanode: lost heartbeat from 192.168.10.13:9866",
+/// );
+/// assert_eq!(p.layout, Layout::Log4j);
+/// assert_eq!(p.level, Level::Info);
+/// assert_eq!(p.logger, "org.apache.hadoop.hdfs.StateChange");
+/// assert!(p.message.starts_with("BLOCK* removeDeadDatanode"));
+/// assert_eq!(preprocess_log("\tat org.apache.hadoop.ipc.Client.call(Client.java:1554)").kind, LineKind::Continuation);
+/// ```
 #[inline]
 pub fn preprocess_log(line: &str) -> ParsedLine<'_> {
     parse_line(line)
