@@ -148,7 +148,7 @@ impl Default for PipelineSettings {
     fn default() -> Self {
         PipelineSettings {
             mailbox_capacity: 16,
-            read_batch_lines: 4096,
+            read_batch_lines: 16384,
             join_idle_ms: 2000,
             max_record_lines: 1000,
             max_record_bytes: 1024 * 1024,

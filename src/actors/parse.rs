@@ -87,21 +87,20 @@ impl ParseActor {
         id
     }
 
-    /// Feed one WAL entry to the joiner. A panic inside the parser is contained to the line
-    /// that caused it: that line is stored raw and the stage carries on.
+    /// Feed one WAL entry to the joiner, containing parser panics to their line.
     fn feed(&mut self, entry: &WalEntry, now: Instant, out: &mut Vec<LogRecord>) {
         let stream = self.stream_id(&entry.stream);
-        for (i, line) in entry.lines.iter().enumerate() {
-            let seq = entry.seq + i as u64;
-            let joiner = &mut self.joiner;
-            let fed = catch_unwind(AssertUnwindSafe(|| {
-                joiner.push(&stream, seq, entry.received_ms, line, now, out)
-            }));
-            if fed.is_err() {
-                tracing::error!(seq, "parser panicked on a line; storing it raw");
-                self.metrics.parse_failures.inc();
-                out.push(raw_record(&entry.stream, seq, entry.received_ms, line));
-            }
+        let joiner = &mut self.joiner;
+        let panics = feed_entry(entry, out, |seq, line, out| {
+            joiner.push(&stream, seq, entry.received_ms, line, now, out)
+        });
+        if panics > 0 {
+            tracing::error!(
+                panics,
+                seq = entry.seq,
+                "parser panicked; the lines were stored raw"
+            );
+            self.metrics.parse_failures.inc_by(panics);
         }
     }
 
@@ -190,6 +189,25 @@ impl ParseActor {
     }
 }
 
+/// Run `push` for every line of `entry`. A panic inside `push` is contained to the line that
+/// caused it: that line is emitted verbatim as a raw record and the next line goes on (actix
+/// would not restart an actor whose handler panicked). Returns how many lines panicked.
+fn feed_entry(
+    entry: &WalEntry,
+    out: &mut Vec<LogRecord>,
+    mut push: impl FnMut(u64, &str, &mut Vec<LogRecord>),
+) -> u64 {
+    let mut panics = 0;
+    for (i, line) in entry.lines.iter().enumerate() {
+        let seq = entry.seq + i as u64;
+        if catch_unwind(AssertUnwindSafe(|| push(seq, line, out))).is_err() {
+            panics += 1;
+            out.push(raw_record(&entry.stream, seq, entry.received_ms, line));
+        }
+    }
+    panics
+}
+
 /// A line stored verbatim (used when the parser itself failed on it).
 fn raw_record(stream: &StreamKey, seq: u64, received_ms: i64, line: &str) -> LogRecord {
     LogRecord {
@@ -246,5 +264,38 @@ impl Handler<Wake> for ParseActor {
 
     fn handle(&mut self, _: Wake, ctx: &mut Self::Context) {
         self.step(ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_line_is_stored_raw_and_the_rest_goes_on() {
+        let entry = WalEntry {
+            seq: 10,
+            received_ms: 5,
+            stream: StreamKey {
+                host: "w1".into(),
+                ..Default::default()
+            },
+            lines: vec!["ok 1".into(), "boom".into(), "ok 2".into()],
+        };
+        let mut out = Vec::new();
+        let mut seen = Vec::new();
+        let panics = feed_entry(&entry, &mut out, |seq, line, _| {
+            if line == "boom" {
+                panic!("injected parser failure");
+            }
+            seen.push(seq);
+        });
+        assert_eq!(panics, 1);
+        assert_eq!(seen, vec![10, 12]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].id, 11);
+        assert_eq!(out[0].message, "boom");
+        assert_eq!(out[0].layout, Layout::Raw);
+        assert_eq!(out[0].host, "w1");
     }
 }

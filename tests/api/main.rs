@@ -7,3 +7,4 @@ pub mod helpers;
 mod ingest;
 mod logs;
 mod pipeline;
+mod storage;
