@@ -124,11 +124,11 @@ impl Joiner {
                     return;
                 }
             }
-            let fresh = open_record(&self.cfg, stream, seq, received_ms, &parsed, now);
+            let fresh = open_record(&self.cfg, stream, seq, received_ms, line, &parsed, now);
             let closed = std::mem::replace(open, fresh);
             out.push(closed.rec);
         } else {
-            let fresh = open_record(&self.cfg, stream, seq, received_ms, &parsed, now);
+            let fresh = open_record(&self.cfg, stream, seq, received_ms, line, &parsed, now);
             self.open.insert(Arc::clone(stream), fresh);
         }
     }
@@ -161,12 +161,14 @@ impl Joiner {
     }
 }
 
-/// A new open record from `parsed`: a header, or an orphan when `parsed` is a continuation.
+/// A new open record from `parsed` (parsed from `line`): a header, or an orphan when `parsed`
+/// is a continuation.
 fn open_record(
     cfg: &JoinerConfig,
     stream: &StreamKey,
     seq: u64,
     received_ms: i64,
+    line: &str,
     parsed: &ParsedLine<'_>,
     now: Instant,
 ) -> OpenRecord {
@@ -178,6 +180,13 @@ fn open_record(
         parsed.host.unwrap_or("").to_owned()
     } else {
         stream.host.clone()
+    };
+    // A line that names another host than its stream (`worker3: Permission denied ...` in
+    // start-dfs.sh output shipped from the master, a syslog relay) keeps the whole line, so
+    // the host it is about is not lost.
+    let message = match parsed.host {
+        Some(h) if h != host => line.strip_suffix('\r').unwrap_or(line),
+        _ => parsed.message,
     };
     let service = if stream.service.is_empty() {
         infer_service(&stream.file, parsed.logger)
@@ -198,7 +207,7 @@ fn open_record(
         level,
         logger: parsed.logger.to_owned(),
         thread: parsed.thread.to_owned(),
-        message: parsed.message.to_owned(),
+        message: message.to_owned(),
         layout,
         line_count: 1,
     };
@@ -278,6 +287,38 @@ mod tests {
         }
         j.flush_all(&mut out);
         out
+    }
+
+    #[test]
+    fn lines_about_another_host_keep_it_in_the_message() {
+        let mut j = Joiner::new(cfg());
+        // start-dfs.sh output shipped from the master: the worker it is about must survive.
+        let s = key("master", "console", "start-dfs.out");
+        let lines: Vec<String> = [
+            "Starting datanodes",
+            "worker3: Permission denied (publickey,gssapi-keyex,gssapi-with-mic,password).",
+            "master: datanode is running as process 4242.  Stop it first.",
+        ]
+        .map(String::from)
+        .to_vec();
+        let recs = join_all(&mut j, &s, &lines);
+        assert_eq!(recs.len(), 3);
+        assert_eq!(recs[1].host, "master");
+        assert_eq!(
+            recs[1].message,
+            "worker3: Permission denied (publickey,gssapi-keyex,gssapi-with-mic,password)."
+        );
+        assert_eq!(recs[1].layout, Layout::HostPrefixed);
+        // The stream's own host needs no repeating.
+        assert_eq!(
+            recs[2].message,
+            "datanode is running as process 4242.  Stop it first."
+        );
+        // A stream with no host takes the line's.
+        let mut j = Joiner::new(cfg());
+        let recs = join_all(&mut j, &key("", "", ""), &lines[1..2]);
+        assert_eq!(recs[0].host, "worker3");
+        assert!(recs[0].message.starts_with("Permission denied"));
     }
 
     #[test]
