@@ -47,6 +47,8 @@ pub enum SyncPolicy {
 pub enum WalError {
     #[error("write-ahead log I/O error on {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    #[error("write-ahead log directory {0} is in use by another faultline process")]
+    Locked(PathBuf),
     #[error(
         "write-ahead log is full: {pending} lines are waiting for the database (limit {limit})"
     )]
@@ -274,6 +276,8 @@ pub struct WalOptions {
 
 /// The single writer. Owned by the Ingest actor.
 pub struct WalWriter {
+    /// Held for the writer's lifetime: one process per WAL directory.
+    _lock: File,
     opts: WalOptions,
     shared: Arc<WalShared>,
     file: File,
@@ -304,6 +308,23 @@ impl WalWriter {
         min_next_seq: u64,
     ) -> Result<(WalWriter, RecoveryReport), WalError> {
         fs::create_dir_all(&opts.dir).map_err(io_err(&opts.dir))?;
+        let lock_path = opts.dir.join("LOCK");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(WalError::Locked(opts.dir.clone())),
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(WalError::Io {
+                    path: lock_path,
+                    source: e,
+                });
+            }
+        }
         let mut firsts: Vec<u64> = Vec::new();
         for item in fs::read_dir(&opts.dir).map_err(io_err(&opts.dir))? {
             let item = item.map_err(io_err(&opts.dir))?;
@@ -366,6 +387,7 @@ impl WalWriter {
             })
         });
         let writer = WalWriter {
+            _lock: lock,
             opts,
             shared,
             file,
@@ -764,6 +786,18 @@ mod tests {
     }
 
     #[test]
+    fn a_second_writer_on_the_same_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, _) = WalWriter::open(opts(dir.path()), 0, 0).unwrap();
+        assert!(matches!(
+            WalWriter::open(opts(dir.path()), 0, 0),
+            Err(WalError::Locked(_))
+        ));
+        drop(first);
+        WalWriter::open(opts(dir.path()), 0, 0).expect("the lock is released with the writer");
+    }
+
+    #[test]
     fn seqs_never_go_below_stored_ids_even_without_wal_files() {
         let dir = tempfile::tempdir().unwrap();
         let (w, _) = WalWriter::open(opts(dir.path()), 10, 42).unwrap();
@@ -780,7 +814,18 @@ mod tests {
         for _ in 0..5 {
             w.append(&[batch("a", &[&long])], 1).unwrap();
         }
-        let count = || fs::read_dir(dir.path()).unwrap().count();
+        let count = || {
+            fs::read_dir(dir.path())
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .path()
+                        .extension()
+                        .is_some_and(|x| x == "wal")
+                })
+                .count()
+        };
         assert_eq!(count(), 5);
         let mut r = WalReader::new(w.shared());
         r.seek(0);

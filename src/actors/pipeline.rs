@@ -77,12 +77,18 @@ pub struct Pipeline {
     _ingest_arbiter: Arc<ArbiterGuard>,
 }
 
-/// Stops the ingest arbiter's thread when the last pipeline handle is dropped.
-struct ArbiterGuard(Arbiter);
+/// Stops the ingest arbiter's thread when the last pipeline handle is dropped, and waits for
+/// it: the WAL writer (and its directory lock) is gone when the pipeline is.
+struct ArbiterGuard(Option<Arbiter>);
 
 impl Drop for ArbiterGuard {
     fn drop(&mut self) {
-        self.0.stop();
+        if let Some(arbiter) = self.0.take() {
+            arbiter.stop();
+            if arbiter.join().is_err() {
+                tracing::error!("the ingest arbiter thread panicked");
+            }
+        }
     }
 }
 
@@ -148,7 +154,7 @@ impl Pipeline {
             record,
             wal,
             health,
-            _ingest_arbiter: Arc::new(ArbiterGuard(arbiter)),
+            _ingest_arbiter: Arc::new(ArbiterGuard(Some(arbiter))),
         }
     }
 

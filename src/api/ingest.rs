@@ -118,7 +118,7 @@ async fn accept(
             reason: e.to_string(),
             retry_after_secs,
         }),
-        Err(e @ WalError::Io { .. }) => Err(ApiError::Overloaded {
+        Err(e @ (WalError::Io { .. } | WalError::Locked(_))) => Err(ApiError::Overloaded {
             reason: format!("cannot persist lines right now: {e}"),
             retry_after_secs,
         }),
