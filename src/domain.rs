@@ -170,6 +170,28 @@ pub struct StreamKey {
     pub file: String,
 }
 
+impl StreamKey {
+    /// A stable 64-bit id of the stream (FNV-1a over the four fields), the same in every
+    /// process and release: the primary key of `ingest_streams`.
+    pub fn stable_id(&self) -> i64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for (i, part) in [&self.cluster, &self.host, &self.service, &self.file]
+            .into_iter()
+            .enumerate()
+        {
+            if i > 0 {
+                h ^= 0xff;
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+            for b in part.bytes() {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        h as i64
+    }
+}
+
 /// One parsed log record: a header line plus any continuation lines joined to it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogRecord {
@@ -193,4 +215,30 @@ pub struct LogRecord {
     pub layout: Layout,
     /// Number of physical lines in the record (1 + continuation lines).
     pub line_count: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stable_ids_are_fixed_and_field_boundaries_matter() {
+        let k = |c: &str, h: &str, s: &str, f: &str| StreamKey {
+            cluster: c.into(),
+            host: h.into(),
+            service: s.into(),
+            file: f.into(),
+        };
+        // Pinned values (computed independently): they are stored in databases, so they must
+        // never change.
+        assert_eq!(
+            k("default", "worker1", "datanode", "").stable_id(),
+            -1_820_733_440_713_652_362
+        );
+        assert_eq!(k("", "", "", "").stable_id(), -461_561_667_403_403_756);
+        assert_ne!(
+            k("a", "bc", "", "").stable_id(),
+            k("ab", "c", "", "").stable_id()
+        );
+    }
 }

@@ -62,6 +62,11 @@ impl Application {
                     settings.ingest.wal_dir.display()
                 )
             })?;
+        let marks = store
+            .stream_marks(checkpoint)
+            .await
+            .context("reading the replay watermarks")?;
+        writer.shared().load_marks(marks);
         if recovery.lines_after_checkpoint > 0 || recovery.truncated_bytes > 0 {
             tracing::info!(
                 lines = recovery.lines_after_checkpoint,

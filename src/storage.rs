@@ -16,7 +16,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row};
 
 use crate::config::{DatabaseSettings, DbKind, redact_url};
-use crate::domain::{Level, LogRecord};
+use crate::domain::{Level, LogRecord, StreamKey};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -196,12 +196,14 @@ impl Store {
         Ok(v.map(|m| m.max(-1) + 1).unwrap_or(0) as u64)
     }
 
-    /// Insert records (ignoring ids already present: WAL replay) and move the checkpoint to
-    /// `checkpoint`, in one transaction. Returns the number of rows newly inserted.
+    /// Insert records (ignoring ids already present), raise each stream's replay watermark in
+    /// `marks` and move the checkpoint to `checkpoint`, in one transaction. Watermarks below the
+    /// checkpoint are pruned. Returns the number of rows newly inserted.
     pub async fn insert_logs(
         &self,
         records: &[LogRecord],
         checkpoint: u64,
+        marks: &[(StreamKey, u64)],
     ) -> Result<u64, StoreError> {
         let mut inserted = 0u64;
         with_pool!(self, pool => {
@@ -216,7 +218,13 @@ impl Store {
                     bytes += records[end].message.len() + 256;
                     end += 1;
                 }
-                let mut qb = QueryBuilder::new(format!("INSERT INTO system_logs ({LOG_COLUMNS}) "));
+                // MySQL: INSERT IGNORE, whose affected-rows count is the rows inserted (with
+                // ON DUPLICATE KEY UPDATE, sqlx's CLIENT_FOUND_ROWS counts duplicates too).
+                let verb = match self.kind() {
+                    DbKind::Sqlite => "INSERT",
+                    DbKind::MySql => "INSERT IGNORE",
+                };
+                let mut qb = QueryBuilder::new(format!("{verb} INTO system_logs ({LOG_COLUMNS}) "));
                 qb.push_values(&records[start..end], |mut b, r| {
                     b.push_bind(r.id as i64)
                         .push_bind(r.received_ms)
@@ -233,15 +241,36 @@ impl Store {
                         .push_bind(r.message.clone());
                 });
                 // Replayed ids are skipped, never overwritten.
-                qb.push(match self.kind() {
-                    DbKind::Sqlite => " ON CONFLICT(id) DO NOTHING",
-                    DbKind::MySql => " ON DUPLICATE KEY UPDATE id = id",
-                });
+                if self.kind() == DbKind::Sqlite {
+                    qb.push(" ON CONFLICT(id) DO NOTHING");
+                }
                 let res = qb.build().execute(&mut *tx).await?;
                 inserted += res.rows_affected();
                 start = end;
             }
+            for chunk in marks.chunks(INSERT_ROWS) {
+                let mut qb = QueryBuilder::new(
+                    "INSERT INTO ingest_streams (stream_id, cluster, host, service, file, last_seq) ",
+                );
+                qb.push_values(chunk, |mut b, (key, last_seq)| {
+                    b.push_bind(key.stable_id())
+                        .push_bind(key.cluster.clone())
+                        .push_bind(key.host.clone())
+                        .push_bind(key.service.clone())
+                        .push_bind(key.file.clone())
+                        .push_bind(*last_seq as i64);
+                });
+                qb.push(match self.kind() {
+                    DbKind::Sqlite => " ON CONFLICT(stream_id) DO UPDATE SET last_seq = MAX(last_seq, excluded.last_seq)",
+                    DbKind::MySql => " ON DUPLICATE KEY UPDATE last_seq = GREATEST(last_seq, VALUES(last_seq))",
+                });
+                qb.build().execute(&mut *tx).await?;
+            }
             let cp = checkpoint as i64;
+            sqlx::query("DELETE FROM ingest_streams WHERE last_seq < ?")
+                .bind(cp)
+                .execute(&mut *tx)
+                .await?;
             let upsert = match self.kind() {
                 DbKind::Sqlite => "INSERT INTO ingest_checkpoint (id, next_seq) VALUES (1, ?) \
                                    ON CONFLICT(id) DO UPDATE SET next_seq = MAX(next_seq, excluded.next_seq)",
@@ -252,6 +281,32 @@ impl Store {
             tx.commit().await?;
         });
         Ok(inserted)
+    }
+
+    /// Replay watermarks of streams that still matter (`last_seq >= checkpoint`).
+    pub async fn stream_marks(&self, checkpoint: u64) -> Result<Vec<(StreamKey, u64)>, StoreError> {
+        let rows: Vec<(String, String, String, String, i64)> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT cluster, host, service, file, last_seq FROM ingest_streams WHERE last_seq >= ?",
+            )
+            .bind(checkpoint as i64)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(cluster, host, service, file, last)| {
+                (
+                    StreamKey {
+                        cluster,
+                        host,
+                        service,
+                        file,
+                    },
+                    last.max(0) as u64,
+                )
+            })
+            .collect())
     }
 
     /// Newest first by event time (then id), with the filters of `GET /api/logs`.
@@ -292,7 +347,8 @@ impl Store {
     }
 
     /// Delete `system_logs` rows received before `cutoff_ms`, in chunks along the primary key
-    /// (ids grow with receive time, so the old rows are a prefix). Returns rows deleted.
+    /// (ids grow with receive time, so old rows are mostly a prefix; a younger row among them,
+    /// after a clock step, does not stop the sweep). Returns rows deleted.
     pub async fn delete_logs_received_before(
         &self,
         cutoff_ms: i64,
@@ -302,8 +358,10 @@ impl Store {
         loop {
             let bound: Option<i64> = with_pool!(self, pool => {
                 sqlx::query_scalar(
-                    "SELECT MAX(id) FROM (SELECT id FROM system_logs ORDER BY id LIMIT ?) AS oldest",
+                    "SELECT MAX(id) FROM (SELECT id FROM system_logs WHERE received_at < ? \
+                     ORDER BY id LIMIT ?) AS oldest",
                 )
+                .bind(cutoff_ms)
                 .bind(i64::from(chunk))
                 .fetch_one(pool)
                 .await?
@@ -318,7 +376,7 @@ impl Store {
                     .rows_affected()
             });
             total += deleted;
-            if deleted < u64::from(chunk) {
+            if deleted == 0 {
                 break;
             }
         }

@@ -21,8 +21,9 @@
 //! mid-write) fails its CRC and is truncated on open. Segments wholly below the checkpoint are
 //! deleted.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -94,9 +95,42 @@ pub struct WalShared {
     /// Every line with `seq < committed` is stored in the database.
     committed: AtomicU64,
     segments: Mutex<Vec<Segment>>,
+    /// Committed replay watermarks per stream (mirrors `ingest_streams`): every line of the
+    /// stream up to the value is stored. Entries below the checkpoint are dropped.
+    stream_marks: Mutex<HashMap<StreamKey, u64>>,
 }
 
 impl WalShared {
+    /// After a commit: raise the streams' watermarks, prune the ones below the new checkpoint,
+    /// and move the checkpoint.
+    pub fn commit(&self, checkpoint: u64, marks: &[(StreamKey, u64)]) {
+        let mut map = self
+            .stream_marks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for (key, last) in marks {
+            let m = map.entry(key.clone()).or_insert(*last);
+            *m = (*m).max(*last);
+        }
+        self.set_committed(checkpoint);
+        let committed = self.committed();
+        map.retain(|_, last| *last >= committed);
+    }
+
+    /// Seed the watermarks read from the database at start.
+    pub fn load_marks(&self, marks: Vec<(StreamKey, u64)>) {
+        self.commit(self.committed(), &marks);
+    }
+
+    /// The committed watermarks: a replay from the checkpoint skips every line at or below
+    /// its stream's watermark.
+    pub fn marks(&self) -> HashMap<StreamKey, u64> {
+        self.stream_marks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
     pub fn next_seq(&self) -> u64 {
         self.next_seq.load(Ordering::Acquire)
     }
@@ -377,6 +411,7 @@ impl WalWriter {
             next_seq: AtomicU64::new(next_seq),
             committed: AtomicU64::new(checkpoint),
             segments: Mutex::new(segments),
+            stream_marks: Mutex::new(HashMap::new()),
         });
         let (file, path) = Self::create_segment(&opts.dir, next_seq)?;
         shared.with_segments(|s| {
@@ -445,17 +480,27 @@ impl WalWriter {
             encode_entry(&mut self.buf, seq, received_ms, batch);
             seq += batch.lines.len() as u64;
         }
-        if let Err(e) = self.file.write_all(&self.buf) {
-            // Drop whatever part may have been written so the file stays well-formed.
+        // Positioned write at the end of the valid data: after a failed (partial) write the
+        // next append overwrites the debris instead of landing behind a hole.
+        let written = self
+            .file
+            .write_all_at(&self.buf, self.seg_len)
+            .and_then(|()| {
+                if self.opts.sync == SyncPolicy::Always {
+                    self.file.sync_data()
+                } else {
+                    Ok(())
+                }
+            });
+        if let Err(e) = written {
+            // Nothing of this append counts: cut the file back to the published length.
             let _ = self.file.set_len(self.seg_len);
             return Err(WalError::Io {
                 path: self.path.clone(),
                 source: e,
             });
         }
-        if self.opts.sync == SyncPolicy::Always {
-            self.file.sync_data().map_err(io_err(&self.path))?;
-        } else {
+        if self.opts.sync != SyncPolicy::Always {
             self.dirty = true;
         }
         self.seg_len += self.buf.len() as u64;
@@ -679,6 +724,7 @@ impl WalReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn opts(dir: &Path) -> WalOptions {
         WalOptions {

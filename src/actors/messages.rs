@@ -8,7 +8,7 @@
 
 use actix::Message;
 
-use crate::domain::LogRecord;
+use crate::domain::{LogRecord, StreamKey};
 use crate::wal::{WalBatch, WalError};
 
 /// Append accepted lines to the write-ahead log. Answered once the lines are durable.
@@ -30,13 +30,15 @@ pub struct AppendAck {
 #[rtype(result = "()")]
 pub struct Wake;
 
-/// Parsed records travelling downstream. `checkpoint`: once these records are stored, every
-/// WAL line with a smaller sequence number is stored.
+/// Parsed records travelling downstream. Once these records are stored: every WAL line with
+/// a seq below `checkpoint` is stored, and for each `(stream, seq)` in `marks` every line of
+/// that stream up to `seq` is stored (the replay watermarks).
 #[derive(Message, Debug)]
 #[rtype(result = "Result<(), StageError>")]
 pub struct Records {
     pub records: Vec<LogRecord>,
     pub checkpoint: u64,
+    pub marks: Vec<(StreamKey, u64)>,
 }
 
 /// A downstream stage could not handle a batch; the sender rewinds to the checkpoint.

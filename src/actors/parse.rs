@@ -43,8 +43,12 @@ pub struct ParseActor {
     /// Highest checkpoint handed downstream since the last (re)start.
     sent_checkpoint: u64,
     busy: bool,
-    /// Consecutive downstream failures; kept across restarts to pace them.
+    /// Consecutive failures (downstream or WAL reads); kept across restarts to pace them.
     failures: u32,
+    /// Replay filter: per stream, the highest seq already stored (committed watermarks taken
+    /// at (re)start). Lines at or below it are skipped; emptied once the reader is past them.
+    replay: HashMap<StreamKey, u64>,
+    replay_until: u64,
 }
 
 const MAX_INTERNED_STREAMS: usize = 100_000;
@@ -59,7 +63,11 @@ impl ParseActor {
     ) -> Self {
         let mut reader = WalReader::new(wal.clone());
         reader.seek(wal.committed());
+        let replay = wal.marks();
+        let replay_until = replay.values().copied().max().unwrap_or(0);
         ParseActor {
+            replay,
+            replay_until,
             joiner: Joiner::new(cfg.joiner),
             cfg,
             reader,
@@ -87,11 +95,22 @@ impl ParseActor {
         id
     }
 
-    /// Feed one WAL entry to the joiner, containing parser panics to their line.
-    fn feed(&mut self, entry: &WalEntry, now: Instant, out: &mut Vec<LogRecord>) {
+    /// Feed one WAL entry to the joiner, containing parser panics to their line. Lines that a
+    /// replay finds already stored (at or below their stream's watermark) are skipped.
+    fn feed(
+        &mut self,
+        entry: &WalEntry,
+        now: Instant,
+        out: &mut Vec<LogRecord>,
+        marks: &mut Vec<(StreamKey, u64)>,
+    ) {
         let stream = self.stream_id(&entry.stream);
+        let stored_up_to = self.replay.get(&entry.stream).copied();
         let joiner = &mut self.joiner;
         let panics = feed_entry(entry, out, |seq, line, out| {
+            if stored_up_to.is_some_and(|m| seq <= m) {
+                return;
+            }
             joiner.push(&stream, seq, entry.received_ms, line, now, out)
         });
         if panics > 0 {
@@ -101,6 +120,9 @@ impl ParseActor {
                 "parser panicked; the lines were stored raw"
             );
             self.metrics.parse_failures.inc_by(panics);
+            // Raw records made for panicking lines close nothing in the joiner; mark them too.
+            let last = entry.seq + entry.lines.len() as u64 - 1;
+            marks.push((entry.stream.clone(), last));
         }
     }
 
@@ -115,17 +137,28 @@ impl ParseActor {
             Err(e) => {
                 tracing::error!(error = %e, "reading the write-ahead log failed; restarting the parse stage");
                 self.health.parse_failed(e.to_string());
+                self.failures = self.failures.saturating_add(1);
                 ctx.stop();
                 return;
             }
         };
         let lines_read: usize = entries.iter().map(|e| e.lines.len()).sum();
         let mut out = Vec::new();
+        let mut marks = Vec::new();
         for entry in &entries {
-            self.feed(entry, now, &mut out);
+            self.feed(entry, now, &mut out, &mut marks);
         }
         self.joiner.flush_idle(now, self.cfg.join_idle, &mut out);
+        marks.extend(
+            self.joiner
+                .take_marks()
+                .into_iter()
+                .map(|(stream, seq)| ((*stream).clone(), seq)),
+        );
         let read_pos = self.reader.position();
+        if !self.replay.is_empty() && read_pos > self.replay_until {
+            self.replay.clear();
+        }
         let checkpoint = self
             .joiner
             .oldest_open_seq()
@@ -141,6 +174,7 @@ impl ParseActor {
         let send = self.rules.send(Records {
             records: out,
             checkpoint,
+            marks,
         });
         ctx.wait(send.into_actor(self).map(move |res, this, ctx| {
             depth.dec();
@@ -256,6 +290,8 @@ impl Supervised for ParseActor {
         let committed = self.wal.committed();
         self.reader.seek(committed);
         self.sent_checkpoint = committed;
+        self.replay = self.wal.marks();
+        self.replay_until = self.replay.values().copied().max().unwrap_or(0);
     }
 }
 

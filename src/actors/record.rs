@@ -57,7 +57,9 @@ impl Handler<Records> for RecordActor {
         let metrics = self.metrics.clone();
         let fut = async move {
             let started = Instant::now();
-            let res = store.insert_logs(&msg.records, msg.checkpoint).await;
+            let res = store
+                .insert_logs(&msg.records, msg.checkpoint, &msg.marks)
+                .await;
             metrics
                 .db_write_seconds
                 .with_label_values(&["insert_logs"])
@@ -70,7 +72,7 @@ impl Handler<Records> for RecordActor {
                     let lines: u64 = msg.records.iter().map(|r| u64::from(r.line_count)).sum();
                     this.metrics.records_stored.inc_by(msg.records.len() as u64);
                     this.metrics.lines_stored.inc_by(lines);
-                    this.wal.set_committed(msg.checkpoint);
+                    this.wal.commit(msg.checkpoint, &msg.marks);
                     this.health.record_ok();
                     Ok(())
                 }

@@ -68,6 +68,14 @@ pub struct Joiner {
     cfg: JoinerConfig,
     open: HashMap<StreamId, OpenRecord>,
     join_unrecognised: bool,
+    /// Per stream, the highest `last_seq` of a record closed since the last `take_marks`.
+    marks: HashMap<StreamId, u64>,
+}
+
+/// Remember that `stream`'s lines up to `last_seq` are inside closed records.
+fn mark(marks: &mut HashMap<StreamId, u64>, stream: &StreamId, last_seq: u64) {
+    let m = marks.entry(Arc::clone(stream)).or_insert(last_seq);
+    *m = (*m).max(last_seq);
 }
 
 impl Joiner {
@@ -76,6 +84,7 @@ impl Joiner {
             cfg,
             open: HashMap::new(),
             join_unrecognised: true,
+            marks: HashMap::new(),
         }
     }
 
@@ -126,6 +135,7 @@ impl Joiner {
             }
             let fresh = open_record(&self.cfg, stream, seq, received_ms, line, &parsed, now);
             let closed = std::mem::replace(open, fresh);
+            mark(&mut self.marks, stream, closed.rec.last_seq);
             out.push(closed.rec);
         } else {
             let fresh = open_record(&self.cfg, stream, seq, received_ms, line, &parsed, now);
@@ -135,10 +145,14 @@ impl Joiner {
 
     /// Close records whose last line arrived more than `idle` ago (pushed in `id` order).
     pub fn flush_idle(&mut self, now: Instant, idle: Duration, out: &mut Vec<LogRecord>) {
+        let marks = &mut self.marks;
         let mut closed: Vec<LogRecord> = self
             .open
             .extract_if(|_, o| now.saturating_duration_since(o.last_at) > idle)
-            .map(|(_, o)| o.rec)
+            .map(|(k, o)| {
+                mark(marks, &k, o.rec.last_seq);
+                o.rec
+            })
             .collect();
         closed.sort_by_key(|r| r.id);
         out.extend(closed);
@@ -146,9 +160,24 @@ impl Joiner {
 
     /// Close every open record (pushed in `id` order).
     pub fn flush_all(&mut self, out: &mut Vec<LogRecord>) {
-        let mut closed: Vec<LogRecord> = self.open.drain().map(|(_, o)| o.rec).collect();
+        let marks = &mut self.marks;
+        let mut closed: Vec<LogRecord> = self
+            .open
+            .drain()
+            .map(|(k, o)| {
+                mark(marks, &k, o.rec.last_seq);
+                o.rec
+            })
+            .collect();
         closed.sort_by_key(|r| r.id);
         out.extend(closed);
+    }
+
+    /// Per stream, the highest seq inside a record closed since the previous call. Once those
+    /// records are stored, every line of the stream up to that seq is stored: a stream's
+    /// records partition its lines in order, so what is stored is always a prefix.
+    pub fn take_marks(&mut self) -> Vec<(StreamId, u64)> {
+        self.marks.drain().collect()
     }
 
     /// Smallest `id` (first seq) of any open record, `None` when nothing is open.

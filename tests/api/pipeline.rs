@@ -138,7 +138,101 @@ async fn replay_is_idempotent_across_app_restarts(b: Backend) {
     assert_eq!(body["logs"].as_array().unwrap().len(), 5);
 }
 
+// Replays must neither duplicate nor lose lines when a stored record straddles the
+// checkpoint or when a replay joins lines differently from the first pass (found in review).
+
+async fn post(app: &TestApp, host: &str, line: &str) {
+    let r = app
+        .upload(
+            &format!("?host={host}&service=datanode"),
+            "text/plain",
+            line.to_string(),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{line}");
+}
+
+async fn count(app: &TestApp, marker: &str) -> usize {
+    crate::helpers::all_logs(&app.client, &app.address, "")
+        .await
+        .iter()
+        .filter(|r| r["message"].as_str().is_some_and(|m| m.contains(marker)))
+        .count()
+}
+
+async fn wait_marker(app: &TestApp, marker: &str) {
+    let start = Instant::now();
+    while count(app, marker).await == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{marker} never stored"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn replay_does_not_duplicate_a_record_straddling_the_checkpoint(b: Backend) {
+    let Some(app) = crate::helpers::spawn_app_with(b, |s| s.pipeline.join_idle_ms = 60_000).await
+    else {
+        return;
+    };
+    post(&app, "y", "2024-05-12 10:00:00,000 WARN a.B: y-head").await; // seq 0, Y open
+    post(&app, "x", "2024-05-12 10:00:00,001 WARN a.B: x-head").await; // seq 1, X stays open
+    post(&app, "y", "\tat y.Frame.f(Y.java:1) dup-marker").await; // seq 2 joins Y:0
+    post(&app, "y", "2024-05-12 10:00:00,003 INFO a.B: y-next").await; // closes Y:0; checkpoint 1
+    wait_marker(&app, "dup-marker").await;
+    // A database failure makes Parse replay from the checkpoint (1), past line 2.
+    rename_logs_table(&app, "system_logs", "system_logs_away").await;
+    post(&app, "z", "2024-05-12 10:00:00,004 INFO a.B: z1").await;
+    post(&app, "z", "2024-05-12 10:00:00,005 INFO a.B: z2").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    rename_logs_table(&app, "system_logs_away", "system_logs").await;
+    wait_marker(&app, "z1").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        count(&app, "dup-marker").await,
+        1,
+        "an acknowledged line was stored twice"
+    );
+    assert_eq!(count(&app, "y-head").await, 1);
+}
+
+async fn replay_does_not_lose_a_line_the_first_pass_stored_alone(b: Backend) {
+    let Some(app) = crate::helpers::spawn_app_with(b, |s| s.pipeline.join_idle_ms = 500).await
+    else {
+        return;
+    };
+    post(&app, "x", "2024-05-12 10:00:00,000 WARN a.B: x-head").await; // kept open below
+    post(&app, "y", "2024-05-12 10:00:00,001 INFO a.B: y-head").await;
+    let mut i = 0;
+    // Keep X open (a continuation every 100 ms) until Y's record is idle-flushed and stored.
+    let start = Instant::now();
+    while count(&app, "y-head").await == 0 {
+        post(&app, "x", &format!("\tat x.F.f(X.java:{i})")).await;
+        i += 1;
+        assert!(start.elapsed() < Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    rename_logs_table(&app, "system_logs", "system_logs_away").await;
+    // In the first pass this line is an orphan record of its own (Y's record was closed); a
+    // replay reads it together with y-head and would join it into the stored record 1.
+    post(&app, "y", "\tat y.Frame.f(Y.java:1) lost-marker").await;
+    for _ in 0..12 {
+        post(&app, "x", &format!("\tat x.F.f(X.java:{i})")).await;
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    rename_logs_table(&app, "system_logs_away", "system_logs").await;
+    wait_marker(&app, "x-head").await; // X closes after 500 ms of silence
+    wait_marker(&app, "lost-marker").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(count(&app, "lost-marker").await, 1);
+    assert_eq!(count(&app, "y-head").await, 1);
+}
+
 both_backends!(
     record_stage_failure_is_restarted_and_loses_nothing,
     replay_is_idempotent_across_app_restarts,
+    replay_does_not_duplicate_a_record_straddling_the_checkpoint,
+    replay_does_not_lose_a_line_the_first_pass_stored_alone,
 );

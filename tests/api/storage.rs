@@ -39,9 +39,9 @@ async fn inserts_are_idempotent_and_checkpoint_only_grows(b: Backend) {
     // Ids far above what the app's own WAL hands out, so the pipeline cannot collide.
     let base = 1_000_000u64;
     let batch: Vec<_> = (base..base + 3).map(|i| record(i, 1000, "h")).collect();
-    assert_eq!(store.insert_logs(&batch, base + 3).await.unwrap(), 3);
+    assert_eq!(store.insert_logs(&batch, base + 3, &[]).await.unwrap(), 3);
     assert_eq!(
-        store.insert_logs(&batch, base + 2).await.unwrap(),
+        store.insert_logs(&batch, base + 2, &[]).await.unwrap(),
         0,
         "replay inserts nothing"
     );
@@ -70,7 +70,7 @@ async fn over_long_fields_are_cut_to_fit(b: Backend) {
     let mut r = record(2_000_000, 1000, &"h".repeat(400));
     r.logger = "é".repeat(300);
     r.message = "m".repeat(3 * 1024 * 1024);
-    assert_eq!(app.store.insert_logs(&[r], 0).await.unwrap(), 1);
+    assert_eq!(app.store.insert_logs(&[r], 0, &[]).await.unwrap(), 1);
     let rows = app
         .store
         .query_logs(&LogQuery {
@@ -97,7 +97,7 @@ async fn retention_deletes_only_old_rows(b: Backend) {
     let rows: Vec<_> = (0..25)
         .map(|i| record(base + i, if i < 17 { 1_000 } else { 9_000 }, "r"))
         .collect();
-    app.store.insert_logs(&rows, 0).await.unwrap();
+    app.store.insert_logs(&rows, 0, &[]).await.unwrap();
     let deleted = app
         .store
         .delete_logs_received_before(5_000, 4)
