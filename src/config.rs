@@ -352,8 +352,11 @@ impl Settings {
                 ),
             );
         }
-        if self.server.max_body_bytes < 1024 {
-            return e("server.max_body_bytes", "must be at least 1024".into());
+        if !(1024..=256 * 1024 * 1024).contains(&self.server.max_body_bytes) {
+            return e(
+                "server.max_body_bytes",
+                "must be between 1024 and 268435456 (256 MiB)".into(),
+            );
         }
         if self.database.kind().is_none() {
             return e(

@@ -133,10 +133,12 @@ pub fn decode(
             Shape::Ndjson
         }
         Shape::Text | Shape::FlumeLine => {
-            let text = String::from_utf8_lossy(body);
-            if text.trim().is_empty() {
+            // Only a body with no bytes at all is empty: a whitespace-only line is a line
+            // (a blank line inside a console excerpt) and Flume would drop it on a 400.
+            if body.is_empty() {
                 return Err(DecodeError::Empty);
             }
+            let text = String::from_utf8_lossy(body);
             out.push(default.clone(), &text);
             if out.lines == 1 {
                 Shape::FlumeLine
@@ -296,8 +298,14 @@ mod tests {
         assert_eq!(d.shape, Shape::Text);
         assert_eq!(d.batches[0].lines, vec!["a", "b", "\tat c"]);
         assert_eq!(
-            decode(b"  \n", None, &key("w1")).unwrap_err(),
+            decode(b"", None, &key("w1")).unwrap_err(),
             DecodeError::Empty
+        );
+        let d = decode(b"   \n", None, &key("w1")).unwrap();
+        assert_eq!(
+            d.batches[0].lines,
+            vec!["   "],
+            "a whitespace-only line is kept"
         );
     }
 

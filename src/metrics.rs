@@ -42,6 +42,13 @@ pub struct Metrics {
     pub wal_append_seconds: Histogram,
     /// Rows deleted by the retention sweep.
     pub retention_deleted: IntCounter,
+    /// Records stored with their message cut: a line over `pipeline.max_record_bytes`, or a
+    /// record the database refused whole.
+    pub records_truncated: IntCounter,
+    /// Records the database refused even cut down (dead letters; each one is logged).
+    pub records_dropped: IntCounter,
+    /// Damaged write-ahead log bytes skipped (their lines are lost; each skip is logged).
+    pub wal_corrupt_bytes: IntCounter,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -175,6 +182,21 @@ impl Metrics {
                 &r,
                 "retention_deleted_rows_total",
                 "system_logs rows deleted by the retention sweep.",
+            ),
+            records_truncated: counter(
+                &r,
+                "records_truncated_total",
+                "Log records stored with their message cut to fit.",
+            ),
+            records_dropped: counter(
+                &r,
+                "records_dropped_total",
+                "Log records the database refused even cut down (each is logged as an error).",
+            ),
+            wal_corrupt_bytes: counter(
+                &r,
+                "wal_corrupt_bytes_total",
+                "Damaged write-ahead log bytes skipped at recovery or while reading.",
             ),
             registry: r,
         }

@@ -77,6 +77,7 @@ impl Application {
         }
 
         let metrics = Arc::new(Metrics::new());
+        metrics.wal_corrupt_bytes.inc_by(recovery.corrupt_bytes);
         let utc_offset_secs = settings
             .pipeline
             .utc_offset_secs()

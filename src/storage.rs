@@ -30,6 +30,45 @@ pub enum StoreError {
     Url(String),
 }
 
+impl StoreError {
+    /// The server refused the statement's *data* (too long, a constraint, a trigger, a packet
+    /// over the limit), so the same batch would be refused again and must be salvaged record
+    /// by record. Anything else (unreachable server, missing table, lock timeout) is worth
+    /// retrying whole and must never drop a record.
+    pub fn is_rejected_data(&self) -> bool {
+        let StoreError::Sql(sqlx::Error::Database(db)) = self else {
+            return false;
+        };
+        if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+            // 1048 NULL into NOT NULL, 1153/1301 packet over max_allowed_packet, 1264 out of
+            // range, 1292 bad value, 1366 bad string, 1406 data too long, 1644 SIGNAL from a
+            // trigger, 3819 / 4025 CHECK constraint (MySQL / MariaDB).
+            return matches!(
+                my.number(),
+                1048 | 1153 | 1264 | 1292 | 1301 | 1366 | 1406 | 1644 | 3819 | 4025
+            );
+        }
+        if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+            // Primary result codes: 18 TOOBIG, 19 CONSTRAINT (incl. RAISE in a trigger),
+            // 20 MISMATCH, 25 RANGE.
+            let code = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
+            return matches!(code & 0xff, 18 | 19 | 20 | 25);
+        }
+        false
+    }
+}
+
+/// What [`Store::insert_logs_one_by_one`] did with a batch the database refused as a whole.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Salvage {
+    pub stored: u64,
+    pub truncated: u64,
+    pub dropped: u64,
+}
+
+/// Size a refused record's message is cut to before the last try.
+const SALVAGE_MESSAGE_BYTES: usize = 64 * 1024;
+
 #[derive(Clone, Debug)]
 pub enum Store {
     Sqlite(SqlitePool),
@@ -281,6 +320,44 @@ impl Store {
             tx.commit().await?;
         });
         Ok(inserted)
+    }
+
+    /// Store a batch whose insert the database refused, record by record, so one bad record
+    /// cannot stop the pipeline: a refused record is retried with its message cut to 64 KiB
+    /// (marked), and dropped (logged, counted) only if that is refused too. Then the
+    /// checkpoint and watermarks move as `insert_logs` would. Connection errors are returned.
+    pub async fn insert_logs_one_by_one(
+        &self,
+        records: &[LogRecord],
+        checkpoint: u64,
+        marks: &[(StreamKey, u64)],
+    ) -> Result<Salvage, StoreError> {
+        let mut report = Salvage::default();
+        for r in records {
+            match self.insert_logs(std::slice::from_ref(r), 0, &[]).await {
+                Ok(_) => report.stored += 1,
+                Err(e) if e.is_rejected_data() => {
+                    let mut small = r.clone();
+                    let cut = truncate_str(&r.message, SALVAGE_MESSAGE_BYTES).len();
+                    small.message.truncate(cut);
+                    small.message.push_str(&format!(
+                        "\n[faultline: message cut from {} to {cut} bytes: the database refused it: {e}]",
+                        r.message.len()
+                    ));
+                    match self.insert_logs(std::slice::from_ref(&small), 0, &[]).await {
+                        Ok(_) => report.truncated += 1,
+                        Err(e2) if e2.is_rejected_data() => {
+                            tracing::error!(id = r.id, host = %r.host, error = %e2, "the database refused a log record even cut down; dropping it");
+                            report.dropped += 1;
+                        }
+                        Err(e2) => return Err(e2),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.insert_logs(&[], checkpoint, marks).await?;
+        Ok(report)
     }
 
     /// Replay watermarks of streams that still matter (`last_seq >= checkpoint`).

@@ -281,21 +281,91 @@ fn decode_frame(buf: &[u8]) -> Frame {
     }
 }
 
-/// Scan a segment file, returning its entries' (seq, line count) and the length of the valid prefix.
-fn scan_segment(path: &Path) -> Result<(Vec<(u64, u64)>, u64), WalError> {
+/// Smallest possible frame: header + seq + received_ms + nlines + four empty strings.
+const MIN_FRAME: usize = HEADER + 8 + 8 + 4 + 4 * 2;
+
+/// After damaged bytes at `buf[from..]`, the offset of the next frame that verifies (a seq
+/// not below `min_seq` and within a sane distance of it, and a matching CRC), if any.
+fn find_next_frame(buf: &[u8], from: usize, min_seq: u64) -> Option<usize> {
+    let mut p = from.saturating_add(1);
+    while p + MIN_FRAME <= buf.len() {
+        let len = u32::from_le_bytes([buf[p], buf[p + 1], buf[p + 2], buf[p + 3]]) as usize;
+        let seq_at = p + HEADER;
+        let plausible = len + HEADER >= MIN_FRAME
+            && p + HEADER + len <= buf.len()
+            && buf
+                .get(seq_at..seq_at + 8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_le_bytes)
+                .is_some_and(|seq| seq >= min_seq && seq - min_seq < (1 << 40));
+        if plausible && matches!(decode_frame(&buf[p..]), Frame::Entry(..)) {
+            return Some(p);
+        }
+        p += 1;
+    }
+    None
+}
+
+/// Damaged bytes at `at` of a segment (a bad length or CRC inside the published data: disk or
+/// memory corruption). Returns how many bytes to skip to reach the next entry that verifies,
+/// or the rest of the published data when none does. Only the damaged entries are lost.
+fn resync(
+    file: &File,
+    at: u64,
+    published: u64,
+    path: &Path,
+    min_seq: u64,
+) -> Result<usize, WalError> {
+    let mut rest = vec![0u8; published.saturating_sub(at) as usize];
+    file.read_exact_at(&mut rest, at).map_err(io_err(path))?;
+    let skip = find_next_frame(&rest, 0, min_seq)
+        .unwrap_or(rest.len())
+        .max(1);
+    tracing::error!(path = %path.display(), at, bytes = skip, "skipping a damaged write-ahead log region");
+    Ok(skip)
+}
+
+/// What a scan of one segment found.
+struct SegmentScan {
+    /// (seq, line count) of every valid entry.
+    entries: Vec<(u64, u64)>,
+    /// Length of the data worth keeping: everything but a torn tail.
+    valid_len: u64,
+    /// Damaged bytes in the middle of the segment (skipped, not truncated).
+    corrupt_bytes: u64,
+}
+
+/// Scan a segment. Damage followed by valid entries is skipped (only the damaged entries are
+/// lost); damage with nothing valid after it is a torn tail, to be truncated.
+fn scan_segment(path: &Path) -> Result<SegmentScan, WalError> {
     let data = fs::read(path).map_err(io_err(path))?;
     let mut pos = 0usize;
-    let mut entries = Vec::new();
+    let mut scan = SegmentScan {
+        entries: Vec::new(),
+        valid_len: 0,
+        corrupt_bytes: 0,
+    };
     while pos < data.len() {
         match decode_frame(&data[pos..]) {
             Frame::Entry(e, used) => {
-                entries.push((e.seq, e.lines.len() as u64));
+                scan.entries.push((e.seq, e.lines.len() as u64));
                 pos += used;
             }
-            Frame::Incomplete { .. } | Frame::Corrupt => break,
+            Frame::Incomplete { .. } | Frame::Corrupt => {
+                let min_seq = scan.entries.last().map_or(0, |&(seq, n)| seq + n);
+                match find_next_frame(&data, pos, min_seq) {
+                    Some(next) => {
+                        tracing::error!(path = %path.display(), at = pos, bytes = next - pos, "skipping a damaged write-ahead log region");
+                        scan.corrupt_bytes += (next - pos) as u64;
+                        pos = next;
+                    }
+                    None => break,
+                }
+            }
         }
     }
-    Ok((entries, pos as u64))
+    scan.valid_len = pos as u64;
+    Ok(scan)
 }
 
 /// Options for [`WalWriter::open`].
@@ -329,6 +399,8 @@ pub struct RecoveryReport {
     pub entries: usize,
     pub lines_after_checkpoint: u64,
     pub truncated_bytes: u64,
+    /// Damaged bytes inside segments that were skipped (their entries are lost).
+    pub corrupt_bytes: u64,
 }
 
 impl WalWriter {
@@ -377,7 +449,12 @@ impl WalWriter {
         let mut next_seq = checkpoint.max(min_next_seq);
         for first in firsts {
             let path = segment_path(&opts.dir, first);
-            let (entries, valid_len) = scan_segment(&path)?;
+            let SegmentScan {
+                entries,
+                valid_len,
+                corrupt_bytes,
+            } = scan_segment(&path)?;
+            report.corrupt_bytes += corrupt_bytes;
             let file_len = fs::metadata(&path).map_err(io_err(&path))?.len();
             if valid_len < file_len {
                 report.truncated_bytes += file_len - valid_len;
@@ -579,7 +656,10 @@ pub struct WalReader {
     min_seq: u64,
     buf: Vec<u8>,
     chunk: usize,
+    skipped_bytes: u64,
 }
+
+const READ_CHUNK: usize = 1 << 20;
 
 impl WalReader {
     pub fn new(shared: Arc<WalShared>) -> WalReader {
@@ -588,7 +668,8 @@ impl WalReader {
             cur: None,
             min_seq: 0,
             buf: Vec::new(),
-            chunk: 1 << 20,
+            chunk: READ_CHUNK,
+            skipped_bytes: 0,
         }
     }
 
@@ -597,6 +678,11 @@ impl WalReader {
     pub fn seek(&mut self, seq: u64) {
         self.cur = None;
         self.min_seq = seq;
+    }
+
+    /// Damaged bytes skipped since the last call (each skip is also logged as an error).
+    pub fn take_skipped_bytes(&mut self) -> u64 {
+        std::mem::take(&mut self.skipped_bytes)
     }
 
     /// The seq of the next line `read` will return.
@@ -611,6 +697,8 @@ impl WalReader {
 
     /// Read whole entries (at least one if any is available), up to about `max_lines` lines.
     pub fn read(&mut self, max_lines: usize) -> Result<Vec<WalEntry>, WalError> {
+        // A previous oversized entry grew the chunk; do not keep the big buffer size forever.
+        self.chunk = READ_CHUNK;
         let mut out = Vec::new();
         let mut lines = 0usize;
         loop {
@@ -688,25 +776,21 @@ impl WalReader {
                                 self.chunk = needed;
                                 break;
                             }
-                            // Published length should never cut an entry; treat as corrupt.
-                            return Err(WalError::Io {
-                                path,
-                                source: io::Error::new(
-                                    io::ErrorKind::InvalidData,
-                                    "incomplete entry inside the published length",
-                                ),
-                            });
+                            // The published length never cuts an entry: the length field is
+                            // damaged. Skip to the next entry that verifies.
+                            let skip =
+                                resync(file, *offset + pos as u64, published, &path, self.min_seq)?;
+                            self.skipped_bytes += skip as u64;
+                            pos += skip;
                         }
                         break;
                     }
                     Frame::Corrupt => {
-                        return Err(WalError::Io {
-                            path,
-                            source: io::Error::new(
-                                io::ErrorKind::InvalidData,
-                                format!("corrupt entry at byte {}", *offset + pos as u64),
-                            ),
-                        });
+                        let skip =
+                            resync(file, *offset + pos as u64, published, &path, self.min_seq)?;
+                        self.skipped_bytes += skip as u64;
+                        pos += skip;
+                        break;
                     }
                 }
             }
@@ -841,6 +925,55 @@ mod tests {
         ));
         drop(first);
         WalWriter::open(opts(dir.path()), 0, 0).expect("the lock is released with the writer");
+    }
+
+    #[test]
+    fn damage_in_the_middle_loses_only_the_damaged_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut w, _) = WalWriter::open(opts(dir.path()), 0, 0).unwrap();
+        w.append(&[batch("a", &["first"])], 1).unwrap();
+        let seg = segment_path(dir.path(), 0);
+        let first_len = fs::metadata(&seg).unwrap().len();
+        w.append(&[batch("a", &["second", "second-b"])], 1).unwrap();
+        w.append(&[batch("a", &["third"])], 1).unwrap();
+        // Flip the second entry's CRC, as a bad disk block would.
+        let mut data = fs::read(&seg).unwrap();
+        data[first_len as usize + 4] ^= 0xff;
+        data[first_len as usize + 5] ^= 0xff;
+        fs::write(&seg, &data).unwrap();
+
+        let mut r = WalReader::new(w.shared());
+        r.seek(0);
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            got.extend(all_lines(&r.read(100).unwrap()));
+        }
+        assert_eq!(got, vec![(0, "first".into()), (3, "third".into())]);
+        assert!(r.take_skipped_bytes() > 0);
+        drop(w);
+
+        let (mut w, report) = WalWriter::open(opts(dir.path()), 0, 0).unwrap();
+        assert_eq!(
+            report.truncated_bytes, 0,
+            "a damaged middle is not a torn tail"
+        );
+        assert!(report.corrupt_bytes > 0);
+        assert_eq!(w.shared().next_seq(), 4);
+        w.append(&[batch("a", &["fourth"])], 1).unwrap();
+        let mut r = WalReader::new(w.shared());
+        r.seek(0);
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            got.extend(all_lines(&r.read(100).unwrap()));
+        }
+        assert_eq!(
+            got,
+            vec![
+                (0, "first".into()),
+                (3, "third".into()),
+                (4, "fourth".into())
+            ]
+        );
     }
 
     #[test]

@@ -142,6 +142,9 @@ impl ParseActor {
                 return;
             }
         };
+        self.metrics
+            .wal_corrupt_bytes
+            .inc_by(self.reader.take_skipped_bytes());
         let lines_read: usize = entries.iter().map(|e| e.lines.len()).sum();
         let mut out = Vec::new();
         let mut marks = Vec::new();
@@ -205,6 +208,9 @@ impl ParseActor {
                 .inc();
             if r.layout.is_unrecognised() {
                 self.metrics.parse_failures.inc();
+            }
+            if r.message.ends_with("(pipeline.max_record_bytes)]") {
+                self.metrics.records_truncated.inc();
             }
             if r.line_count > 1 {
                 self.metrics

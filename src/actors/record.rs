@@ -10,7 +10,7 @@ use actix::prelude::*;
 use super::messages::{Records, StageError};
 use super::pipeline::PipelineHealth;
 use crate::metrics::Metrics;
-use crate::storage::Store;
+use crate::storage::{Salvage, Store};
 use crate::wal::WalShared;
 
 pub struct RecordActor {
@@ -57,18 +57,29 @@ impl Handler<Records> for RecordActor {
         let metrics = self.metrics.clone();
         let fut = async move {
             let started = Instant::now();
-            let res = store
+            let mut res = store
                 .insert_logs(&msg.records, msg.checkpoint, &msg.marks)
-                .await;
+                .await
+                .map(|_| Salvage::default());
+            if let Err(e) = &res
+                && e.is_rejected_data()
+            {
+                tracing::warn!(error = %e, records = msg.records.len(), "the database refused a batch; storing it record by record");
+                res = store
+                    .insert_logs_one_by_one(&msg.records, msg.checkpoint, &msg.marks)
+                    .await;
+            }
             metrics
                 .db_write_seconds
                 .with_label_values(&["insert_logs"])
                 .observe(started.elapsed().as_secs_f64());
-            res.map(|_| msg)
+            res.map(|salvage| (msg, salvage))
         };
         AtomicResponse::new(Box::pin(fut.into_actor(self).map(
             |res, this, ctx| match res {
-                Ok(msg) => {
+                Ok((msg, salvage)) => {
+                    this.metrics.records_truncated.inc_by(salvage.truncated);
+                    this.metrics.records_dropped.inc_by(salvage.dropped);
                     let lines: u64 = msg.records.iter().map(|r| u64::from(r.line_count)).sum();
                     this.metrics.records_stored.inc_by(msg.records.len() as u64);
                     this.metrics.lines_stored.inc_by(lines);

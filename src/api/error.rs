@@ -12,6 +12,12 @@ pub enum ApiError {
     BadRequest(String),
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error(
+        "{lines} lines in one request can never fit the ingest backlog of {limit} lines; send smaller batches"
+    )]
+    TooManyLines { lines: usize, limit: u64 },
+    #[error("unsupported Content-Encoding `{0}` (use gzip, deflate or none)")]
+    UnsupportedEncoding(String),
     #[error("{0}")]
     NotFound(String),
     #[error("method not allowed")]
@@ -32,7 +38,10 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge { .. } | ApiError::TooManyLines { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Overloaded { .. } | ApiError::Unavailable(_) => {

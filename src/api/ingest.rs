@@ -4,7 +4,8 @@
 //! `Retry-After` when the backlog is full or the WAL cannot be written (Flume retries, nothing
 //! is lost); 413 over `server.max_body_bytes`; 400 for undecodable JSON/NDJSON.
 
-use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::dev::Decompress;
+use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -26,7 +27,7 @@ struct StreamParams {
 
 pub async fn auto_upload(
     req: HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let content_type = req
@@ -35,7 +36,7 @@ pub async fn auto_upload(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let declared = Shape::from_content_type(content_type.as_deref());
-    let result = accept(&req, &mut payload, &state, content_type.as_deref()).await;
+    let result = accept(&req, payload, &state, content_type.as_deref()).await;
     let (shape, status) = match &result {
         Ok((shape, _)) => (*shape, 200),
         Err(e) => (declared, actix_web::ResponseError::status_code(e).as_u16()),
@@ -61,7 +62,7 @@ pub async fn auto_upload(
 
 async fn accept(
     req: &HttpRequest,
-    payload: &mut web::Payload,
+    payload: web::Payload,
     state: &AppState,
     content_type: Option<&str>,
 ) -> Result<(Shape, usize), ApiError> {
@@ -91,6 +92,14 @@ async fn accept(
     })?;
     if decoded.lines == 0 {
         return Ok((decoded.shape, 0));
+    }
+    let backlog_limit = state.settings.ingest.max_pending_lines;
+    if decoded.lines as u64 > backlog_limit {
+        // Could never be accepted, however long the shipper retries: say so.
+        return Err(ApiError::TooManyLines {
+            lines: decoded.lines,
+            limit: backlog_limit,
+        });
     }
     let retry_after_secs = state.settings.ingest.retry_after_secs;
     let ack = state
@@ -125,12 +134,25 @@ async fn accept(
     }
 }
 
-/// Read the whole body, refusing (413) as soon as it is known to exceed `limit`.
+/// Read the whole body (decompressing `Content-Encoding: gzip` / `deflate`), refusing (413) as
+/// soon as it is known to exceed `limit` bytes, compressed or not.
 async fn read_body(
     req: &HttpRequest,
-    payload: &mut web::Payload,
+    payload: web::Payload,
     limit: usize,
 ) -> Result<web::BytesMut, ApiError> {
+    let encoding = req
+        .headers()
+        .get(CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("").trim().to_ascii_lowercase());
+    if let Some(enc) = &encoding
+        && !matches!(
+            enc.as_str(),
+            "" | "identity" | "gzip" | "x-gzip" | "deflate"
+        )
+    {
+        return Err(ApiError::UnsupportedEncoding(enc.clone()));
+    }
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -139,8 +161,9 @@ async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
+    let mut stream = Decompress::from_headers(payload.into_inner(), req.headers());
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
-    while let Some(chunk) = payload.next().await {
+    while let Some(chunk) = stream.next().await {
         let chunk =
             chunk.map_err(|e| ApiError::BadRequest(format!("cannot read request body: {e}")))?;
         if body.len() + chunk.len() > limit {

@@ -224,6 +224,21 @@ fn open_record(
     } else {
         stream.service.clone()
     };
+    // A single line longer than the record cap is cut (and marked) as well: one 16 MiB line
+    // must not become a row the database refuses.
+    let message = if message.len() > cfg.max_record_bytes {
+        let mut end = cfg.max_record_bytes;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!(
+            "{}\n[faultline: line cut from {} to {end} bytes (pipeline.max_record_bytes)]",
+            &message[..end],
+            message.len()
+        )
+    } else {
+        message.to_owned()
+    };
     let rec = LogRecord {
         id: seq,
         last_seq: seq,
@@ -236,7 +251,7 @@ fn open_record(
         level,
         logger: parsed.logger.to_owned(),
         thread: parsed.thread.to_owned(),
-        message: message.to_owned(),
+        message,
         layout,
         line_count: 1,
     };
@@ -316,6 +331,21 @@ mod tests {
         }
         j.flush_all(&mut out);
         out
+    }
+
+    #[test]
+    fn a_first_line_longer_than_the_record_cap_is_cut_and_marked() {
+        let mut c = cfg();
+        c.max_record_bytes = 100;
+        let mut j = Joiner::new(c);
+        let long = format!("2024-05-12 10:00:00,000 INFO a.B: {}", "é".repeat(200));
+        let recs = join_all(&mut j, &key("h", "s", ""), &[long]);
+        let m = &recs[0].message;
+        assert!(m.starts_with("éé"), "{m}");
+        assert!(
+            m.ends_with("[faultline: line cut from 400 to 100 bytes (pipeline.max_record_bytes)]"),
+            "{m}"
+        );
     }
 
     #[test]

@@ -297,7 +297,57 @@ async fn overload_answers_503_with_retry_after(b: Backend) {
     .await;
 }
 
+async fn gzip_bodies_are_decompressed_and_unknown_encodings_refused(b: Backend) {
+    let Some(app) = spawn_app_with(b, |s| s.ingest.max_pending_lines = 100).await else {
+        return;
+    };
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(b"2024-05-12 10:00:00,000 ERROR a.B: zipped line one\n2024-05-12 10:00:01,000 INFO a.B: zipped line two")
+        .unwrap();
+    let body = gz.finish().unwrap();
+    let resp = app
+        .client
+        .post(app.url("/api/log/auto-upload?host=gz"))
+        .header("Content-Type", "text/plain")
+        .header("Content-Encoding", "gzip")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap()["accepted"], 2);
+    let logs = app
+        .wait_for_logs("?host=gz", "unzipped lines", |l| l.len() == 2)
+        .await;
+    assert_eq!(logs[1]["message"], "zipped line one");
+
+    let resp = app
+        .client
+        .post(app.url("/api/log/auto-upload?host=gz"))
+        .header("Content-Encoding", "br")
+        .body("whatever")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("unsupported Content-Encoding `br`")
+    );
+
+    // More lines than the whole backlog can hold: 413 (a shipper must split), not a 503 that
+    // would be retried forever.
+    let big: Vec<String> = (0..101).map(|i| format!("line {i}")).collect();
+    let resp = app.upload("?host=gz", "text/plain", big.join("\n")).await;
+    assert_eq!(resp.status(), 413);
+    assert!(resp.text().await.unwrap().contains("send smaller batches"));
+}
+
 both_backends!(
+    gzip_bodies_are_decompressed_and_unknown_encodings_refused,
     flume_single_line_is_stored_with_parsed_fields,
     json_handler_array_and_strings,
     ndjson_batch,

@@ -230,7 +230,101 @@ async fn replay_does_not_lose_a_line_the_first_pass_stored_alone(b: Backend) {
     assert_eq!(count(&app, "y-head").await, 1);
 }
 
+/// Run DDL on the app's own database.
+async fn exec(app: &TestApp, sql: &str) {
+    match &app.store {
+        faultline::storage::Store::Sqlite(p) => {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+                .execute(p)
+                .await
+                .unwrap();
+        }
+        faultline::storage::Store::MySql(p) => {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+                .execute(p)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn records_the_database_refuses_do_not_wedge_the_pipeline(b: Backend) {
+    let Some(app) = spawn_app(b).await else {
+        return;
+    };
+    // Real refusals from the server: long messages, and anything marked poison-pill.
+    let triggers: &[&str] = match app.store.kind() {
+        faultline::config::DbKind::Sqlite => &[
+            "CREATE TRIGGER refuse_long BEFORE INSERT ON system_logs WHEN length(NEW.message) > 100000 \
+             BEGIN SELECT RAISE(ABORT, 'too long for this test'); END",
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON system_logs WHEN NEW.message LIKE '%poison-pill%' \
+             BEGIN SELECT RAISE(ABORT, 'poison'); END",
+        ],
+        faultline::config::DbKind::MySql => &[
+            "CREATE TRIGGER refuse_bad BEFORE INSERT ON system_logs FOR EACH ROW BEGIN \
+             IF CHAR_LENGTH(NEW.message) > 100000 OR NEW.message LIKE '%poison-pill%' THEN \
+             SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by test trigger'; END IF; END",
+        ],
+    };
+    for t in triggers {
+        exec(&app, t).await;
+    }
+    let long = format!(
+        "2024-05-12 10:00:01,000 WARN a.B: long {}",
+        "x".repeat(200_000)
+    );
+    let body = [
+        "2024-05-12 10:00:00,000 INFO a.B: before",
+        &long,
+        "2024-05-12 10:00:02,000 ERROR a.B: poison-pill",
+        "2024-05-12 10:00:03,000 INFO a.B: after",
+    ]
+    .join("\n");
+    assert_eq!(
+        app.upload("?host=p", "text/plain", body).await.status(),
+        200
+    );
+    let logs = app
+        .wait_for_logs("?host=p", "the batch minus the dead letter", |l| {
+            l.len() == 3
+        })
+        .await;
+    let messages: Vec<&str> = logs
+        .iter()
+        .map(|r| r["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(messages[0], "after");
+    assert!(
+        messages[1].starts_with("long xxx"),
+        "{}",
+        &messages[1][..40]
+    );
+    assert!(
+        messages[1].contains("[faultline: message cut from"),
+        "marked as cut"
+    );
+    assert!(messages[1].len() < 70_000);
+    assert_eq!(messages[2], "before");
+    // The pipeline goes on, and the checkpoint moved past the refused record.
+    assert_eq!(
+        app.upload(
+            "?host=p",
+            "text/plain",
+            "2024-05-12 10:00:04,000 INFO a.B: later"
+        )
+        .await
+        .status(),
+        200
+    );
+    app.wait_for_logs("?host=p", "a later line", |l| l.len() == 4)
+        .await;
+    let m = app.metrics().await;
+    assert_eq!(metric_value(&m, "faultline_records_dropped_total"), 1.0);
+    assert_eq!(metric_value(&m, "faultline_records_truncated_total"), 1.0);
+}
+
 both_backends!(
+    records_the_database_refuses_do_not_wedge_the_pipeline,
     record_stage_failure_is_restarted_and_loses_nothing,
     replay_is_idempotent_across_app_restarts,
     replay_does_not_duplicate_a_record_straddling_the_checkpoint,
