@@ -81,7 +81,8 @@ pub struct PipelineSettings {
     pub read_batch_lines: usize,
     /// An open multi-line record is closed after this much silence on its stream.
     pub join_idle_ms: u64,
-    /// A record stops absorbing continuation lines past this many lines / bytes.
+    /// A record stops absorbing continuation lines past this many lines / bytes; a single
+    /// line longer than `max_record_bytes` is stored cut, with a marker.
     pub max_record_lines: u32,
     pub max_record_bytes: usize,
     /// Offset of the cluster's wall clock from UTC (`+08:00`, `-05:00`, `Z`): log4j
