@@ -85,6 +85,9 @@ pub struct PipelineSettings {
     /// line longer than `max_record_bytes` is stored cut, with a marker.
     pub max_record_lines: u32,
     pub max_record_bytes: usize,
+    /// A record is closed this long after its first line even if lines keep trickling in
+    /// (an open record holds the ingest checkpoint back).
+    pub max_record_age_ms: u64,
     /// Offset of the cluster's wall clock from UTC (`+08:00`, `-05:00`, `Z`): log4j
     /// timestamps carry no zone.
     pub log_utc_offset: String,
@@ -153,6 +156,7 @@ impl Default for PipelineSettings {
             join_idle_ms: 2000,
             max_record_lines: 1000,
             max_record_bytes: 1024 * 1024,
+            max_record_age_ms: 60_000,
             log_utc_offset: "Z".into(),
             max_restart_backoff_ms: 30_000,
         }
@@ -400,6 +404,9 @@ impl Settings {
         }
         if self.pipeline.max_record_lines == 0 {
             return e("pipeline.max_record_lines", "must be at least 1".into());
+        }
+        if self.pipeline.max_record_age_ms == 0 {
+            return e("pipeline.max_record_age_ms", "must be at least 1".into());
         }
         if self.pipeline.join_idle_ms == 0 {
             return e("pipeline.join_idle_ms", "must be at least 1".into());

@@ -28,6 +28,7 @@ pub struct ParseConfig {
     pub joiner: JoinerConfig,
     pub read_batch_lines: usize,
     pub join_idle: Duration,
+    pub max_record_age: Duration,
     pub max_restart_backoff: Duration,
 }
 
@@ -151,7 +152,8 @@ impl ParseActor {
         for entry in &entries {
             self.feed(entry, now, &mut out, &mut marks);
         }
-        self.joiner.flush_idle(now, self.cfg.join_idle, &mut out);
+        self.joiner
+            .flush_idle(now, self.cfg.join_idle, self.cfg.max_record_age, &mut out);
         marks.extend(
             self.joiner
                 .take_marks()

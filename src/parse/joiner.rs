@@ -58,6 +58,8 @@ const DAY_MS: i64 = 86_400_000;
 struct OpenRecord {
     rec: LogRecord,
     last_at: Instant,
+    /// When the record's first line was fed (bounds how long one record can stay open).
+    opened_at: Instant,
     /// The header is a timestamped log4j-family line: unrecognised lines join it.
     absorbs_raw: bool,
 }
@@ -143,12 +145,23 @@ impl Joiner {
         }
     }
 
-    /// Close records whose last line arrived more than `idle` ago (pushed in `id` order).
-    pub fn flush_idle(&mut self, now: Instant, idle: Duration, out: &mut Vec<LogRecord>) {
+    /// Close records whose last line arrived more than `idle` ago, or that have been open for
+    /// longer than `max_age` (a trickling stream must not hold the checkpoint back for long),
+    /// pushed in `id` order.
+    pub fn flush_idle(
+        &mut self,
+        now: Instant,
+        idle: Duration,
+        max_age: Duration,
+        out: &mut Vec<LogRecord>,
+    ) {
         let marks = &mut self.marks;
         let mut closed: Vec<LogRecord> = self
             .open
-            .extract_if(|_, o| now.saturating_duration_since(o.last_at) > idle)
+            .extract_if(|_, o| {
+                now.saturating_duration_since(o.last_at) > idle
+                    || now.saturating_duration_since(o.opened_at) > max_age
+            })
             .map(|(k, o)| {
                 mark(marks, &k, o.rec.last_seq);
                 o.rec
@@ -258,6 +271,7 @@ fn open_record(
     OpenRecord {
         rec,
         last_at: now,
+        opened_at: now,
         absorbs_raw: absorbs_raw(layout),
     }
 }
@@ -518,6 +532,7 @@ mod tests {
         j.flush_idle(
             t0 + Duration::from_millis(3400),
             Duration::from_secs(2),
+            Duration::from_secs(3600),
             &mut out,
         );
         assert!(out.is_empty());
@@ -525,6 +540,7 @@ mod tests {
         j.flush_idle(
             t0 + Duration::from_millis(3600),
             Duration::from_secs(2),
+            Duration::from_secs(3600),
             &mut out,
         );
         assert_eq!(out.len(), 1);
@@ -532,14 +548,44 @@ mod tests {
         assert_eq!(j.open_records(), 1);
         assert_eq!(j.oldest_open_seq(), Some(3));
         // A clock that goes backwards does not flush (saturating).
-        j.flush_idle(t0, Duration::from_secs(2), &mut out);
+        j.flush_idle(
+            t0,
+            Duration::from_secs(2),
+            Duration::from_secs(3600),
+            &mut out,
+        );
         assert_eq!(out.len(), 1);
         j.flush_idle(
             t0 + Duration::from_secs(10),
             Duration::from_secs(2),
+            Duration::from_secs(3600),
             &mut out,
         );
         assert_eq!(out.len(), 2);
+        assert_eq!(j.open_records(), 0);
+        // A record that keeps receiving lines is still closed at its maximum age.
+        let t1 = t0 + Duration::from_secs(100);
+        j.push(
+            &s,
+            10,
+            0,
+            "2024-05-12 10:40:00,000 INFO a.B: trickle",
+            t1,
+            &mut out,
+        );
+        for i in 1..5u64 {
+            let at = t1 + Duration::from_secs(i);
+            j.push(&s, 10 + i, 0, "\tat a.B.c(B.java:1)", at, &mut out);
+            j.flush_idle(
+                at,
+                Duration::from_secs(2),
+                Duration::from_millis(3500),
+                &mut out,
+            );
+        }
+        // Lines keep coming every second (never idle); the first flush past 3.5 s closes it.
+        let last = out.pop().unwrap();
+        assert_eq!((last.id, last.line_count), (10, 5));
         assert_eq!(j.open_records(), 0);
         // A continuation arriving after the idle flush becomes an orphan record.
         j.push(

@@ -29,6 +29,10 @@ fn start(dir: &std::path::Path, db_url: &str, port: u16, join_idle_ms: u32) -> C
             dir.join("wal").display().to_string(),
         )
         .env("FAULTLINE_PIPELINE__JOIN_IDLE_MS", join_idle_ms.to_string())
+        .env(
+            "FAULTLINE_PIPELINE__MAX_RECORD_AGE_MS",
+            join_idle_ms.to_string(),
+        )
         .env("FAULTLINE_SERVER__WORKERS", "2")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
