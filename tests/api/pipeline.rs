@@ -12,18 +12,18 @@ pub async fn rename_logs_table(app: &TestApp, from: &str, to: &str) {
         faultline::config::DbKind::Sqlite => format!("ALTER TABLE {from} RENAME TO {to}"),
         faultline::config::DbKind::MySql => format!("RENAME TABLE {from} TO {to}"),
     };
+    exec(app, &sql).await;
+}
+
+/// Run SQL (DDL) on the app's own database.
+async fn exec(app: &TestApp, sql: &str) {
+    let sql = sqlx::AssertSqlSafe(sql.to_string());
     match &app.store {
         faultline::storage::Store::Sqlite(p) => {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(p)
-                .await
-                .unwrap();
+            sqlx::raw_sql(sql).execute(p).await.unwrap();
         }
         faultline::storage::Store::MySql(p) => {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(p)
-                .await
-                .unwrap();
+            sqlx::raw_sql(sql).execute(p).await.unwrap();
         }
     }
 }
@@ -228,24 +228,6 @@ async fn replay_does_not_lose_a_line_the_first_pass_stored_alone(b: Backend) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(count(&app, "lost-marker").await, 1);
     assert_eq!(count(&app, "y-head").await, 1);
-}
-
-/// Run DDL on the app's own database.
-async fn exec(app: &TestApp, sql: &str) {
-    match &app.store {
-        faultline::storage::Store::Sqlite(p) => {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-                .execute(p)
-                .await
-                .unwrap();
-        }
-        faultline::storage::Store::MySql(p) => {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-                .execute(p)
-                .await
-                .unwrap();
-        }
-    }
 }
 
 async fn records_the_database_refuses_do_not_wedge_the_pipeline(b: Backend) {
