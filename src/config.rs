@@ -79,6 +79,9 @@ pub struct PipelineSettings {
     pub mailbox_capacity: usize,
     /// Lines the Parse stage reads from the WAL per step.
     pub read_batch_lines: usize,
+    /// How long new lines are gathered before the Parse stage takes them (fewer, larger
+    /// database transactions under many small requests; adds at most this much latency).
+    pub batch_delay_ms: u64,
     /// An open multi-line record is closed after this much silence on its stream.
     pub join_idle_ms: u64,
     /// A record stops absorbing continuation lines past this many lines / bytes; a single
@@ -153,6 +156,7 @@ impl Default for PipelineSettings {
         PipelineSettings {
             mailbox_capacity: 16,
             read_batch_lines: 16384,
+            batch_delay_ms: 5,
             join_idle_ms: 2000,
             max_record_lines: 1000,
             max_record_bytes: 1024 * 1024,

@@ -95,6 +95,7 @@ impl Application {
                     read_batch_lines: settings.pipeline.read_batch_lines,
                     join_idle: settings.join_idle(),
                     max_record_age: Duration::from_millis(settings.pipeline.max_record_age_ms),
+                    batch_delay: Duration::from_millis(settings.pipeline.batch_delay_ms),
                     max_restart_backoff: Duration::from_millis(
                         settings.pipeline.max_restart_backoff_ms,
                     ),

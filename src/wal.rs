@@ -26,7 +26,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::domain::StreamKey;
@@ -98,9 +98,26 @@ pub struct WalShared {
     /// Committed replay watermarks per stream (mirrors `ingest_streams`): every line of the
     /// stream up to the value is stored. Entries below the checkpoint are dropped.
     stream_marks: Mutex<HashMap<StreamKey, u64>>,
+    /// A wake-up of the reader is pending (coalesces one nudge per append into one per step).
+    wake_pending: AtomicBool,
 }
 
 impl WalShared {
+    /// After an append: true when the reader should be nudged (no nudge is pending yet).
+    pub fn request_wake(&self) -> bool {
+        !self.wake_pending.swap(true, Ordering::SeqCst)
+    }
+
+    /// The reader is about to read: appends from now on need a new nudge.
+    pub fn clear_wake(&self) {
+        self.wake_pending.store(false, Ordering::SeqCst);
+        std::sync::atomic::fence(Ordering::SeqCst);
+    }
+
+    pub fn wake_pending(&self) -> bool {
+        self.wake_pending.load(Ordering::SeqCst)
+    }
+
     /// After a commit: raise the streams' watermarks, prune the ones below the new checkpoint,
     /// and move the checkpoint.
     pub fn commit(&self, checkpoint: u64, marks: &[(StreamKey, u64)]) {
@@ -489,6 +506,7 @@ impl WalWriter {
             committed: AtomicU64::new(checkpoint),
             segments: Mutex::new(segments),
             stream_marks: Mutex::new(HashMap::new()),
+            wake_pending: AtomicBool::new(false),
         });
         let (file, path) = Self::create_segment(&opts.dir, next_seq)?;
         shared.with_segments(|s| {

@@ -2,7 +2,7 @@
 //! are in the WAL, so a 2xx to the shipper means the lines survive `kill -9`.
 //!
 //! Runs on its own arbiter (thread) because appends are blocking file I/O. After each append
-//! it nudges the Parse stage with a `Wake` (dropped if one is already queued).
+//! it nudges the Parse stage with a `Wake`, unless a nudge is already pending.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -85,8 +85,10 @@ impl Handler<Append> for IngestActor {
         self.metrics
             .wal_append_seconds
             .observe(started.elapsed().as_secs_f64());
-        // A full mailbox already holds a Wake; nothing is lost by dropping this one.
-        let _ = self.parse.try_send(Wake);
+        // One nudge per parse step, not per append; a full mailbox already holds a Wake.
+        if self.writer.shared().request_wake() {
+            let _ = self.parse.try_send(Wake);
+        }
         Ok(AppendAck { first_seq, end_seq })
     }
 }

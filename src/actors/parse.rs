@@ -29,6 +29,8 @@ pub struct ParseConfig {
     pub read_batch_lines: usize,
     pub join_idle: Duration,
     pub max_record_age: Duration,
+    /// How long to gather newly appended lines before a step (fewer, larger transactions).
+    pub batch_delay: Duration,
     pub max_restart_backoff: Duration,
 }
 
@@ -50,7 +52,14 @@ pub struct ParseActor {
     /// at (re)start). Lines at or below it are skipped; emptied once the reader is past them.
     replay: HashMap<StreamKey, u64>,
     replay_until: u64,
+    /// A delayed step is scheduled (Wakes arriving meanwhile add nothing).
+    step_scheduled: bool,
 }
+
+/// Take the next batch now (the previous one filled `read_batch_lines`).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Continue;
 
 const MAX_INTERNED_STREAMS: usize = 100_000;
 
@@ -69,6 +78,7 @@ impl ParseActor {
         ParseActor {
             replay,
             replay_until,
+            step_scheduled: false,
             joiner: Joiner::new(cfg.joiner),
             cfg,
             reader,
@@ -132,6 +142,8 @@ impl ParseActor {
         if self.busy {
             return;
         }
+        // From here on, new appends need a new nudge.
+        self.wal.clear_wake();
         let now = Instant::now();
         let entries = match self.reader.read(self.cfg.read_batch_lines) {
             Ok(e) => e,
@@ -190,6 +202,8 @@ impl ParseActor {
                     this.sent_checkpoint = this.sent_checkpoint.max(checkpoint);
                     this.health.parse_ok();
                     if more {
+                        ctx.notify(Continue);
+                    } else if this.wal.wake_pending() {
                         ctx.notify(Wake);
                     }
                 }
@@ -300,13 +314,30 @@ impl Supervised for ParseActor {
         self.sent_checkpoint = committed;
         self.replay = self.wal.marks();
         self.replay_until = self.replay.values().copied().max().unwrap_or(0);
+        self.step_scheduled = false;
     }
 }
 
 impl Handler<Wake> for ParseActor {
     type Result = ();
 
+    /// New lines: gather for `batch_delay`, then take them all in one step.
     fn handle(&mut self, _: Wake, ctx: &mut Self::Context) {
+        if self.step_scheduled {
+            return;
+        }
+        self.step_scheduled = true;
+        ctx.run_later(self.cfg.batch_delay, |this, ctx| {
+            this.step_scheduled = false;
+            this.step(ctx);
+        });
+    }
+}
+
+impl Handler<Continue> for ParseActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Continue, ctx: &mut Self::Context) {
         self.step(ctx);
     }
 }
