@@ -108,13 +108,7 @@ impl ParseActor {
 
     /// Feed one WAL entry to the joiner, containing parser panics to their line. Lines that a
     /// replay finds already stored (at or below their stream's watermark) are skipped.
-    fn feed(
-        &mut self,
-        entry: &WalEntry,
-        now: Instant,
-        out: &mut Vec<LogRecord>,
-        marks: &mut Vec<(StreamKey, u64)>,
-    ) {
+    fn feed(&mut self, entry: &WalEntry, now: Instant, out: &mut Vec<LogRecord>) {
         let stream = self.stream_id(&entry.stream);
         let stored_up_to = self.replay.get(&entry.stream).copied();
         let joiner = &mut self.joiner;
@@ -131,9 +125,9 @@ impl ParseActor {
                 "parser panicked; the lines were stored raw"
             );
             self.metrics.parse_failures.inc_by(panics);
-            // Raw records made for panicking lines close nothing in the joiner; mark them too.
-            let last = entry.seq + entry.lines.len() as u64 - 1;
-            marks.push((entry.stream.clone(), last));
+            // No watermark for these raw records: later lines of the entry may still be in an
+            // open record, and a watermark would make a replay skip them. A replay re-emits
+            // the raw record under the same id (its line's seq), which the insert ignores.
         }
     }
 
@@ -160,18 +154,17 @@ impl ParseActor {
             .inc_by(self.reader.take_skipped_bytes());
         let lines_read: usize = entries.iter().map(|e| e.lines.len()).sum();
         let mut out = Vec::new();
-        let mut marks = Vec::new();
         for entry in &entries {
-            self.feed(entry, now, &mut out, &mut marks);
+            self.feed(entry, now, &mut out);
         }
         self.joiner
             .flush_idle(now, self.cfg.join_idle, self.cfg.max_record_age, &mut out);
-        marks.extend(
-            self.joiner
-                .take_marks()
-                .into_iter()
-                .map(|(stream, seq)| ((*stream).clone(), seq)),
-        );
+        let marks: Vec<(StreamKey, u64)> = self
+            .joiner
+            .take_marks()
+            .into_iter()
+            .map(|(stream, seq)| ((*stream).clone(), seq))
+            .collect();
         let read_pos = self.reader.position();
         if !self.replay.is_empty() && read_pos > self.replay_until {
             self.replay.clear();
