@@ -25,7 +25,37 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub ingest: IngestSettings,
     pub pipeline: PipelineSettings,
+    pub rules: RulesSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesSettings {
+    /// Directory of rule files (`<area>/<id>.toml`); empty = the rule pack built into the
+    /// binary. `POST /api/rules/reload` re-reads it.
+    pub dir: String,
+    /// Report records that no rule explains and that look like failures as `unknown`.
+    pub unknown_findings: bool,
+}
+
+impl Default for RulesSettings {
+    fn default() -> Self {
+        RulesSettings {
+            dir: String::new(),
+            unknown_findings: true,
+        }
+    }
+}
+
+impl RulesSettings {
+    pub fn source(&self) -> crate::rules::RuleSource {
+        if self.dir.trim().is_empty() {
+            crate::rules::RuleSource::Embedded
+        } else {
+            crate::rules::RuleSource::Dir(PathBuf::from(self.dir.trim()))
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -84,6 +114,10 @@ pub struct PipelineSettings {
     pub batch_delay_ms: u64,
     /// An open multi-line record is closed after this much silence on its stream.
     pub join_idle_ms: u64,
+    /// A record whose first line hits a rule literal is closed after this much silence
+    /// instead (so a fault is recorded within milliseconds; its stack trace lines arrive
+    /// together in practice).
+    pub join_idle_hit_ms: u64,
     /// A record stops absorbing continuation lines past this many lines / bytes; a single
     /// line longer than `max_record_bytes` is stored cut, with a marker.
     pub max_record_lines: u32,
@@ -158,6 +192,7 @@ impl Default for PipelineSettings {
             read_batch_lines: 16384,
             batch_delay_ms: 5,
             join_idle_ms: 2000,
+            join_idle_hit_ms: 50,
             max_record_lines: 1000,
             max_record_bytes: 1024 * 1024,
             max_record_age_ms: 60_000,
@@ -414,6 +449,9 @@ impl Settings {
         }
         if self.pipeline.join_idle_ms == 0 {
             return e("pipeline.join_idle_ms", "must be at least 1".into());
+        }
+        if self.pipeline.join_idle_hit_ms == 0 {
+            return e("pipeline.join_idle_hit_ms", "must be at least 1".into());
         }
         if let Err(reason) = self.pipeline.utc_offset_secs() {
             return e("pipeline.log_utc_offset", reason);

@@ -17,11 +17,13 @@
 pub mod actors;
 pub mod api;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod ingest;
 pub mod metrics;
 pub mod parse;
+pub mod rules;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;

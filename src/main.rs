@@ -3,7 +3,8 @@
 use anyhow::Context as _;
 use clap::Parser;
 
-use faultline::cli::{Cli, Command};
+use faultline::cli::{Cli, Command, Format};
+use faultline::commands;
 use faultline::config::Settings;
 use faultline::startup::Application;
 use faultline::storage::Store;
@@ -36,6 +37,50 @@ fn main() -> std::process::ExitCode {
             );
             print!("{}", loaded.settings.to_redacted_toml());
             Ok(())
+        }
+        Command::Diagnose {
+            format,
+            rules,
+            no_unknown,
+            files,
+        } => {
+            let source = commands::rule_source(rules.as_deref(), &loaded.settings);
+            commands::diagnose(&source, &files, format, !no_unknown, &mut std::io::stdout())
+        }
+        Command::Eval {
+            corpus,
+            format,
+            rules,
+            min_macro_f1,
+        } => {
+            let source = commands::rule_source(rules.as_deref(), &loaded.settings);
+            match commands::eval(&source, &corpus) {
+                Ok(report) => {
+                    match format {
+                        Format::Text => print!("{}", report.to_text()),
+                        Format::Json => println!(
+                            "{}",
+                            serde_json::to_string_pretty(&report).unwrap_or_default()
+                        ),
+                    }
+                    if min_macro_f1.is_some_and(|min| report.macro_f1 < min) {
+                        eprintln!(
+                            "faultline: macro-F1 {:.3} is below --min-macro-f1",
+                            report.macro_f1
+                        );
+                        return std::process::ExitCode::FAILURE;
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        }
+        Command::Rules { command } => {
+            match commands::rules(&command, &loaded.settings, &mut std::io::stdout()) {
+                Ok(true) => Ok(()),
+                Ok(false) => return std::process::ExitCode::FAILURE,
+                Err(e) => Err(e),
+            }
         }
         Command::Migrate => actix_web::rt::System::new().block_on(async move {
             let store = Store::connect(&loaded.settings.database).await?;

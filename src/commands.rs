@@ -1,0 +1,251 @@
+//! The offline commands (`diagnose`, `eval`, `rules ...`): thin wrappers over [`crate::rules`]
+//! that read files and print. `main` dispatches here; tests call these directly too.
+
+use std::io::{Read as _, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use crate::cli::{Format, RulesCommand};
+use crate::config::Settings;
+use crate::rules::diagnose::Diagnosis;
+use crate::rules::engine::Finding;
+use crate::rules::{RuleSet, RuleSource, cases, eval};
+
+/// `--rules DIR`, else the configuration's `rules.dir`, else the built-in pack.
+pub fn rule_source(cli: Option<&Path>, settings: &Settings) -> RuleSource {
+    match cli {
+        Some(d) => RuleSource::Dir(d.to_path_buf()),
+        None => settings.rules.source(),
+    }
+}
+
+fn load(source: &RuleSource) -> anyhow::Result<Arc<RuleSet>> {
+    crate::rules::load(source)
+        .map(Arc::new)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("loading rules from {source}"))
+}
+
+/// One finding as printed by `diagnose --format json`.
+#[derive(Debug, Serialize)]
+pub struct FindingOut<'a> {
+    pub fault_type: &'a str,
+    pub severity: &'a str,
+    pub source: &'a str,
+    pub rule_id: Option<&'a str>,
+    pub title: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub host: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub service: &'a str,
+    pub entity: &'a str,
+    pub fingerprint: &'a str,
+    pub diagnosis: &'a str,
+    pub occurrences: u64,
+    pub evidence: Vec<&'a str>,
+    pub remediation: &'a [String],
+    pub references: &'a [String],
+    pub captures: &'a std::collections::BTreeMap<String, String>,
+}
+
+impl<'a> From<&'a Finding> for FindingOut<'a> {
+    fn from(f: &'a Finding) -> Self {
+        FindingOut {
+            fault_type: &f.fault_type,
+            severity: f.severity.as_str(),
+            source: f.source.as_str(),
+            rule_id: f.rule_id.as_deref(),
+            title: &f.title,
+            host: &f.host,
+            service: &f.service,
+            entity: &f.entity,
+            fingerprint: &f.fingerprint,
+            diagnosis: &f.diagnosis,
+            occurrences: f.occurrences,
+            evidence: f
+                .evidence
+                .iter()
+                .flat_map(|e| e.lines.iter().map(String::as_str))
+                .collect(),
+            remediation: &f.remediation,
+            references: &f.references,
+            captures: &f.captures,
+        }
+    }
+}
+
+/// Render findings as `diagnose` prints them.
+pub fn render_findings(findings: &[Finding], format: Format) -> String {
+    match format {
+        Format::Json => {
+            let list: Vec<FindingOut<'_>> = findings.iter().map(FindingOut::from).collect();
+            serde_json::to_string_pretty(&serde_json::json!({ "findings": list }))
+                .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+                + "\n"
+        }
+        Format::Text => {
+            use std::fmt::Write as _;
+            let mut s = String::new();
+            if findings.is_empty() {
+                s.push_str("no findings\n");
+            }
+            for (i, f) in findings.iter().enumerate() {
+                let _ = writeln!(
+                    s,
+                    "{}. [{}] {} — {}{}{}",
+                    i + 1,
+                    f.severity.as_str(),
+                    f.fault_type,
+                    f.title,
+                    if f.host.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (host {})", f.host)
+                    },
+                    if f.occurrences > 1 {
+                        format!(", {} occurrences", f.occurrences)
+                    } else {
+                        String::new()
+                    }
+                );
+                if i == 0 && findings.len() > 1 {
+                    let _ = writeln!(s, "   primary finding (most likely root cause)");
+                }
+                let _ = writeln!(s, "   {}", f.diagnosis);
+                let _ = writeln!(s, "   evidence:");
+                for e in f.evidence.iter().take(3) {
+                    for l in e.lines.iter().take(4) {
+                        let _ = writeln!(s, "     | {l}");
+                    }
+                }
+                if !f.remediation.is_empty() {
+                    let _ = writeln!(s, "   remediation:");
+                    for r in &f.remediation {
+                        let _ = writeln!(s, "     $ {r}");
+                    }
+                }
+                s.push('\n');
+            }
+            s
+        }
+    }
+}
+
+/// `faultline diagnose`: each file is one stream; `-` reads standard input.
+pub fn diagnose(
+    source: &RuleSource,
+    files: &[PathBuf],
+    format: Format,
+    unknowns: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let set = load(source)?;
+    let mut d = Diagnosis::new(set);
+    d.set_unknowns(unknowns);
+    for file in files {
+        let bytes = if file.as_os_str() == "-" {
+            let mut b = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut b)
+                .context("reading standard input")?;
+            b
+        } else {
+            std::fs::read(file).with_context(|| format!("reading {}", file.display()))?
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        d.feed_stream(&file.display().to_string(), text.lines());
+    }
+    let findings = d.finish();
+    out.write_all(render_findings(&findings, format).as_bytes())?;
+    Ok(())
+}
+
+/// `faultline eval`: returns the report (the caller decides the exit status).
+pub fn eval(source: &RuleSource, corpus: &Path) -> anyhow::Result<eval::EvalReport> {
+    let set = load(source)?;
+    let text = std::fs::read_to_string(corpus)
+        .with_context(|| format!("reading corpus {}", corpus.display()))?;
+    let cases =
+        eval::parse_corpus(&text).map_err(|e| anyhow::anyhow!("{}: {e}", corpus.display()))?;
+    Ok(eval::evaluate(&set, &cases))
+}
+
+/// `faultline rules ...`: prints and returns whether everything passed.
+pub fn rules(
+    command: &RulesCommand,
+    settings: &Settings,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    match command {
+        RulesCommand::Check { rules } => {
+            let source = rule_source(rules.as_deref(), settings);
+            match crate::rules::load(&source) {
+                Ok(set) => {
+                    writeln!(out, "{} rule(s) OK ({source})", set.rules.len())?;
+                    Ok(true)
+                }
+                Err(e) => {
+                    for err in &e.errors {
+                        writeln!(out, "{err}")?;
+                    }
+                    Ok(false)
+                }
+            }
+        }
+        RulesCommand::Test { rules, cases: dir } => {
+            let source = rule_source(rules.as_deref(), settings);
+            let set = load(&source)?;
+            let reports = cases::run_all(&set, dir);
+            let mut ok = true;
+            for r in &reports {
+                if r.passed() {
+                    writeln!(
+                        out,
+                        "ok    {:<24} {} cases ({} positive, {} negative)",
+                        r.rule, r.cases, r.positives, r.negatives
+                    )?;
+                } else {
+                    ok = false;
+                    writeln!(out, "FAIL  {:<24} {}", r.rule, r.case_file)?;
+                    for p in &r.problems {
+                        writeln!(out, "        {p}")?;
+                    }
+                }
+            }
+            let failed = reports.iter().filter(|r| !r.passed()).count();
+            writeln!(
+                out,
+                "\n{} rule(s), {} failed, {} cases",
+                reports.len(),
+                failed,
+                reports.iter().map(|r| r.cases).sum::<usize>()
+            )?;
+            Ok(ok)
+        }
+        RulesCommand::List { rules } => {
+            let set = load(&rule_source(rules.as_deref(), settings))?;
+            for r in &set.rules {
+                writeln!(
+                    out,
+                    "{:<24} {:<9} {:<9} {:>4}  {}",
+                    r.id,
+                    format!("{:?}", r.kind).to_lowercase(),
+                    r.severity.as_str(),
+                    r.priority,
+                    r.file
+                )?;
+            }
+            Ok(true)
+        }
+        RulesCommand::Literals { rules } => {
+            let set = load(&rule_source(rules.as_deref(), settings))?;
+            for l in &set.literals {
+                writeln!(out, "{l}")?;
+            }
+            Ok(true)
+        }
+    }
+}

@@ -1,0 +1,687 @@
+//! Matching records against a [`RuleSet`] and correlating matches over time into findings.
+//!
+//! Per record: one Aho-Corasick scan of the message over the key literals (no allocation when
+//! nothing hits), confirmation of the candidate signals (literals, regex, checks, filters),
+//! then per stream scope: `requires` / `unless` facts, `count` thresholds within windows.
+//! A record that no signal explains and that looks like a failure (ERROR/FATAL, a stack
+//! trace, an exception line) becomes an `unknown` finding keyed by its message template.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, LazyLock};
+
+use regex::Regex;
+use serde::Serialize;
+
+use super::compile::{AUX_LITERALS, Rule, RuleSet, Severity, Signal};
+use super::spec::RuleKind;
+use crate::domain::{Level, LogRecord};
+
+/// Where a finding comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FindingSource {
+    /// A known fault class matched by a rule.
+    Rule,
+    /// Nothing known explains it: the escalation candidate.
+    Unknown,
+}
+
+impl FindingSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingSource::Rule => "rule",
+            FindingSource::Unknown => "unknown",
+        }
+    }
+}
+
+/// One evidencing record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    pub log_id: u64,
+    pub event_ms: i64,
+    pub lines: Vec<String>,
+}
+
+/// A fault the engine believes is happening. Repeats share a `fingerprint`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// A class id of the taxonomy, or `unknown`.
+    pub fault_type: String,
+    pub source: FindingSource,
+    /// The rule that fired (`None` for a generic unknown).
+    pub rule_id: Option<String>,
+    pub title: String,
+    pub severity: Severity,
+    pub priority: i32,
+    pub component: String,
+    pub cluster: String,
+    pub host: String,
+    pub service: String,
+    pub entity: String,
+    pub fingerprint: String,
+    pub diagnosis: String,
+    pub remediation: Vec<String>,
+    pub references: Vec<String>,
+    pub captures: BTreeMap<String, String>,
+    pub evidence: Vec<Evidence>,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub occurrences: u64,
+    /// Id of the record that made it fire (the highest evidence id).
+    pub trigger_log_id: u64,
+}
+
+/// Most lines of one record kept as evidence.
+pub const EVIDENCE_LINES_PER_RECORD: usize = 12;
+/// Most records kept as evidence of one finding.
+pub const EVIDENCE_RECORDS: usize = 10;
+
+/// A confirmed signal match inside one record.
+#[derive(Debug, Clone)]
+struct SignalMatch {
+    rule: u16,
+    signal: u16,
+    caps: Vec<(String, String)>,
+}
+
+#[derive(Debug)]
+struct Fact {
+    rule: u16,
+    signal: u16,
+    at_ms: i64,
+    caps: Vec<(String, String)>,
+}
+
+#[derive(Debug, Default)]
+struct ScopeState {
+    facts: VecDeque<Fact>,
+    /// Per (rule, signal, group value): recent matches (time, evidence).
+    counts: HashMap<(u16, u16, String), VecDeque<(i64, Evidence)>>,
+    last_ms: i64,
+}
+
+/// Reusable buffers so that matching a record that hits nothing does not allocate.
+#[derive(Debug, Default)]
+struct Scratch {
+    hit: Vec<bool>,
+    hit_list: Vec<usize>,
+    cands: Vec<(u16, u16)>,
+}
+
+/// Result of looking at one record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Verdict {
+    /// Some signal (fault, benign or escalate) matched the record.
+    pub explained: bool,
+    /// Findings emitted for this record.
+    pub findings: usize,
+}
+
+/// Correlation state over a stream of records, for one rule set.
+pub struct Correlator {
+    set: Arc<RuleSet>,
+    scopes: HashMap<u64, ScopeState>,
+    referenced: HashSet<(u16, u16)>,
+    scratch: Scratch,
+    /// Include generic unknown findings (records nothing explains).
+    pub unknowns: bool,
+}
+
+const MAX_FACTS_PER_SCOPE: usize = 512;
+const MAX_SCOPES: usize = 50_000;
+
+static EXCEPTION_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?m)(?:^|[\s:(\[])(?:[a-z_][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error)(?::|\)|$)|^Caused by: |^Exception in thread ",
+    )
+    .expect("static regex")
+});
+
+impl Correlator {
+    pub fn new(set: Arc<RuleSet>) -> Correlator {
+        let mut referenced = HashSet::new();
+        for (ri, r) in set.rules.iter().enumerate() {
+            for s in &r.signals {
+                for &o in s.requires.iter().chain(s.unless.iter()) {
+                    referenced.insert((ri as u16, o as u16));
+                }
+            }
+        }
+        Correlator {
+            set,
+            scopes: HashMap::new(),
+            referenced,
+            scratch: Scratch::default(),
+            unknowns: true,
+        }
+    }
+
+    pub fn rule_set(&self) -> &Arc<RuleSet> {
+        &self.set
+    }
+
+    /// Look at one record; findings it triggers are pushed to `out`.
+    pub fn process(&mut self, rec: &LogRecord, out: &mut Vec<Finding>) -> Verdict {
+        let set = Arc::clone(&self.set);
+        let text = rec.message.as_str();
+        scan(&set, text, &mut self.scratch);
+        let aux = |i: usize, s: &Scratch| {
+            let (p, exact) = set.aux[i];
+            s.hit[p] && (exact || text.contains(AUX_LITERALS[i]))
+        };
+        let aux_exception = aux(0, &self.scratch);
+        let aux_error = aux(1, &self.scratch);
+        let aux_frame = aux(2, &self.scratch);
+        let mut matches: Vec<SignalMatch> = Vec::new();
+        for &(ri, si) in &self.scratch.cands {
+            let rule = &set.rules[ri as usize];
+            let sig = &rule.signals[si as usize];
+            if let Some(caps) = confirm(rule, sig, rec, text) {
+                matches.push(SignalMatch {
+                    rule: ri,
+                    signal: si,
+                    caps,
+                });
+            }
+        }
+        clear_scratch(&mut self.scratch);
+        if matches.is_empty() {
+            let candidate =
+                self.unknowns && is_unknown_candidate(rec, aux_exception || aux_error, aux_frame);
+            if candidate {
+                out.push(unknown_finding(rec));
+                return Verdict {
+                    explained: false,
+                    findings: 1,
+                };
+            }
+            return Verdict::default();
+        }
+        let before = out.len();
+        let scope_key = scope_of(rec);
+        if self.scopes.len() >= MAX_SCOPES && !self.scopes.contains_key(&scope_key) {
+            self.scopes.clear();
+        }
+        let scope = self.scopes.entry(scope_key).or_default();
+        let now = rec.event_ms;
+        scope.last_ms = scope.last_ms.max(now);
+        prune(scope, now, set.max_window_ms);
+        // Facts first: a `requires` may be satisfied by the same record.
+        for m in &matches {
+            if self.referenced.contains(&(m.rule, m.signal)) {
+                scope.facts.push_back(Fact {
+                    rule: m.rule,
+                    signal: m.signal,
+                    at_ms: now,
+                    caps: m.caps.clone(),
+                });
+                if scope.facts.len() > MAX_FACTS_PER_SCOPE {
+                    scope.facts.pop_front();
+                }
+            }
+        }
+        let mut fired_rules: Vec<u16> = Vec::new();
+        for m in &matches {
+            let rule = &set.rules[m.rule as usize];
+            let sig = &rule.signals[m.signal as usize];
+            if sig.context || rule.kind == RuleKind::Benign || fired_rules.contains(&m.rule) {
+                continue;
+            }
+            let lookup = |name: &str| -> Option<&str> {
+                m.caps
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.as_str())
+            };
+            let same_ok = |f: &Fact| {
+                sig.same.iter().all(|name| {
+                    let mine = lookup(name);
+                    let theirs = f
+                        .caps
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.as_str());
+                    mine.is_some() && mine == theirs
+                })
+            };
+            let in_window = |f: &Fact| f.at_ms >= now - sig.within_ms && f.at_ms <= now;
+            let required = sig.requires.iter().all(|&req| {
+                scope.facts.iter().any(|f| {
+                    f.rule == m.rule && f.signal as usize == req && in_window(f) && same_ok(f)
+                })
+            });
+            if !required {
+                continue;
+            }
+            let suppressed = sig.unless.iter().any(|&u| {
+                scope.facts.iter().any(|f| {
+                    f.rule == m.rule && f.signal as usize == u && in_window(f) && same_ok(f)
+                })
+            });
+            if suppressed {
+                continue;
+            }
+            let ev = evidence_of(rec, EVIDENCE_LINES_PER_RECORD);
+            let mut evidence = vec![];
+            let mut first_ms = now;
+            let mut count = 1u64;
+            if sig.count > 1 {
+                let group = sig
+                    .group_by
+                    .as_deref()
+                    .and_then(|g| {
+                        if g == "host" {
+                            Some(rec.host.as_str())
+                        } else {
+                            lookup(g)
+                        }
+                    })
+                    .unwrap_or("")
+                    .to_string();
+                let q = scope.counts.entry((m.rule, m.signal, group)).or_default();
+                q.push_back((now, ev.clone()));
+                while q
+                    .front()
+                    .is_some_and(|(t, _)| *t < now - sig.within_ms || *t > now)
+                {
+                    q.pop_front();
+                }
+                while q.len() > sig.count as usize {
+                    q.pop_front();
+                }
+                if q.len() < sig.count as usize {
+                    continue;
+                }
+                count = q.len() as u64;
+                first_ms = q.front().map_or(now, |(t, _)| *t);
+                evidence.extend(
+                    q.iter()
+                        .take(q.len().saturating_sub(1))
+                        .map(|(_, e)| e.clone()),
+                );
+                // The next firing needs a fresh run of `count` matches.
+                q.clear();
+            }
+            evidence.push(ev);
+            fired_rules.push(m.rule);
+            out.push(rule_finding(rule, rec, &m.caps, evidence, first_ms, count));
+        }
+        Verdict {
+            explained: true,
+            findings: out.len() - before,
+        }
+    }
+}
+
+fn scope_of(rec: &LogRecord) -> u64 {
+    let mut h = DefaultHasher::new();
+    rec.cluster.hash(&mut h);
+    rec.host.hash(&mut h);
+    rec.service.hash(&mut h);
+    rec.source_file.hash(&mut h);
+    h.finish()
+}
+
+fn prune(scope: &mut ScopeState, now: i64, max_window_ms: i64) {
+    let horizon = now.saturating_sub(max_window_ms);
+    while scope.facts.front().is_some_and(|f| f.at_ms < horizon) {
+        scope.facts.pop_front();
+    }
+    scope
+        .counts
+        .retain(|_, q| q.back().is_some_and(|(t, _)| *t >= horizon));
+}
+
+/// Fill `s.hit_list` / `s.cands` with the automaton patterns found in `text` and the signals
+/// they make candidates (plus literal-less signals whose regex matches).
+fn scan(set: &RuleSet, text: &str, s: &mut Scratch) {
+    if s.hit.len() != set.pattern_signals.len() {
+        s.hit = vec![false; set.pattern_signals.len()];
+    }
+    if let Some(ac) = &set.prefilter {
+        for m in ac.find_overlapping_iter(text) {
+            let p = m.pattern().as_usize();
+            if !s.hit[p] {
+                s.hit[p] = true;
+                s.hit_list.push(p);
+                for &c in &set.pattern_signals[p] {
+                    if !s.cands.contains(&c) {
+                        s.cands.push(c);
+                    }
+                }
+            }
+        }
+    }
+    if let Some((rs, sigs)) = &set.fallback {
+        for i in rs.matches(text).iter() {
+            if !s.cands.contains(&sigs[i]) {
+                s.cands.push(sigs[i]);
+            }
+        }
+    }
+    // Confirm in rule order, so findings come out in a stable order.
+    s.cands.sort_unstable();
+}
+
+fn clear_scratch(s: &mut Scratch) {
+    for &p in &s.hit_list {
+        s.hit[p] = false;
+    }
+    s.hit_list.clear();
+    s.cands.clear();
+}
+
+/// Everything but the prefilter: filters, literals, regexes, checks. The captures on success.
+fn confirm(
+    rule: &Rule,
+    sig: &Signal,
+    rec: &LogRecord,
+    text: &str,
+) -> Option<Vec<(String, String)>> {
+    if rec.level != Level::Unknown && (rec.level < rule.min_level || rec.level < sig.min_level) {
+        return None;
+    }
+    if !rule.services.is_empty()
+        && !rec.service.is_empty()
+        && !rule.services.iter().any(|s| s == &rec.service)
+    {
+        return None;
+    }
+    if !rule.loggers.is_empty()
+        && !rec.logger.is_empty()
+        && !rule
+            .loggers
+            .iter()
+            .any(|l| rec.logger.starts_with(l.as_str()))
+    {
+        return None;
+    }
+    if !sig.all.iter().all(|l| text.contains(l.as_str())) {
+        return None;
+    }
+    if !sig.any.is_empty() && !sig.any.iter().any(|l| text.contains(l.as_str())) {
+        return None;
+    }
+    if sig.none.iter().any(|l| text.contains(l.as_str())) {
+        return None;
+    }
+    if sig.not_regex.as_ref().is_some_and(|r| r.is_match(text)) {
+        return None;
+    }
+    let mut caps = Vec::new();
+    if let Some(re) = &sig.regex {
+        let c = re.captures(text)?;
+        for name in re.capture_names().flatten() {
+            if let Some(v) = c.name(name) {
+                caps.push((name.to_string(), v.as_str().to_string()));
+            }
+        }
+    }
+    let lookup = |name: &str| -> Option<&str> {
+        caps.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    if !sig.checks.iter().all(|c| c.holds(lookup)) {
+        return None;
+    }
+    Some(caps)
+}
+
+fn evidence_of(rec: &LogRecord, max_lines: usize) -> Evidence {
+    let mut lines: Vec<String> = rec
+        .message
+        .split('\n')
+        .take(max_lines)
+        .map(str::to_string)
+        .collect();
+    let total = rec.message.split('\n').count();
+    if total > max_lines {
+        lines.push(format!("[... {} more lines]", total - max_lines));
+    }
+    Evidence {
+        log_id: rec.id,
+        event_ms: rec.event_ms,
+        lines,
+    }
+}
+
+fn rule_finding(
+    rule: &Rule,
+    rec: &LogRecord,
+    caps: &[(String, String)],
+    evidence: Vec<Evidence>,
+    first_ms: i64,
+    count: u64,
+) -> Finding {
+    let host = caps
+        .iter()
+        .find(|(k, _)| k == "host")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| rec.host.clone());
+    let count_s = count.to_string();
+    let lookup = |name: &str| -> Option<&str> {
+        match name {
+            "host" => Some(host.as_str()),
+            "service" => Some(rec.service.as_str()),
+            "cluster" => Some(rec.cluster.as_str()),
+            "count" => Some(count_s.as_str()),
+            _ => caps
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str()),
+        }
+    };
+    let entity = rule.entity.render(lookup);
+    let diagnosis = rule.diagnosis.render(lookup);
+    let escalate = rule.kind == RuleKind::Escalate;
+    let (fault_type, source) = if escalate {
+        ("unknown".to_string(), FindingSource::Unknown)
+    } else {
+        (rule.id.clone(), FindingSource::Rule)
+    };
+    let fingerprint = if escalate {
+        format!("unknown:{}:{}:{}", rule.id, rec.cluster, entity)
+    } else {
+        format!("{}:{}:{}", rule.id, rec.cluster, entity)
+    };
+    Finding {
+        fault_type,
+        source,
+        rule_id: Some(rule.id.clone()),
+        title: rule.title.clone(),
+        severity: rule.severity,
+        priority: rule.priority,
+        component: rule.component.clone(),
+        cluster: rec.cluster.clone(),
+        host,
+        service: rec.service.clone(),
+        entity,
+        fingerprint,
+        diagnosis,
+        remediation: rule.remediation.clone(),
+        references: rule.references.clone(),
+        captures: caps.iter().cloned().collect(),
+        evidence,
+        first_ms,
+        last_ms: rec.event_ms,
+        occurrences: count,
+        trigger_log_id: rec.id,
+    }
+}
+
+/// Does this unexplained record look like a failure?
+fn is_unknown_candidate(rec: &LogRecord, exception_word: bool, frame: bool) -> bool {
+    if rec.level >= Level::Error {
+        return true;
+    }
+    let m = rec.message.as_str();
+    if m.starts_with("ERROR: ") || m.starts_with("FATAL: ") {
+        return true;
+    }
+    if frame && m.contains("\n\tat ") {
+        return true;
+    }
+    exception_word && EXCEPTION_LINE.is_match(m)
+}
+
+/// The normalised template of a record: its first line (plus its first exception line when
+/// that is a different line), with variable tokens (anything with a digit, paths, hex ids,
+/// quoted strings) replaced by `<*>`.
+pub fn message_template(message: &str) -> String {
+    let mut lines = message.split('\n');
+    let head = lines.next().unwrap_or("");
+    let mut parts = vec![head];
+    if !EXCEPTION_LINE.is_match(head)
+        && let Some(ex) = lines.find(|l| !l.starts_with('\t') && EXCEPTION_LINE.is_match(l))
+    {
+        parts.push(ex);
+    }
+    let mut out = String::new();
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push_str(" | ");
+        }
+        for (j, tok) in p.split_whitespace().enumerate() {
+            if j > 0 {
+                out.push(' ');
+            }
+            let variable = tok.bytes().any(|b| b.is_ascii_digit())
+                || tok.contains('/')
+                || tok.starts_with('"')
+                || tok.starts_with('\'');
+            out.push_str(if variable { "<*>" } else { tok });
+            if out.len() > 400 {
+                break;
+            }
+        }
+    }
+    out
+}
+
+fn short_hash(s: &str) -> String {
+    // FNV-1a 64: stable across processes and releases (fingerprints are stored).
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+fn unknown_finding(rec: &LogRecord) -> Finding {
+    let template = message_template(&rec.message);
+    let fingerprint = format!(
+        "unknown:{}:{}:{}",
+        rec.cluster,
+        rec.host,
+        short_hash(&template)
+    );
+    let mut title: String = template.chars().take(160).collect();
+    if title.is_empty() {
+        title = "unrecognised failure".into();
+    }
+    let severity = if rec.level >= Level::Error {
+        Severity::Error
+    } else {
+        Severity::Warning
+    };
+    let mut captures = BTreeMap::new();
+    captures.insert("template".to_string(), template);
+    Finding {
+        fault_type: "unknown".into(),
+        source: FindingSource::Unknown,
+        rule_id: None,
+        title,
+        severity,
+        priority: i32::MIN,
+        component: rec.service.clone(),
+        cluster: rec.cluster.clone(),
+        host: rec.host.clone(),
+        service: rec.service.clone(),
+        entity: rec.host.clone(),
+        fingerprint,
+        diagnosis:
+            "No known fault rule explains this failure; it is a candidate for LLM escalation."
+                .into(),
+        remediation: Vec::new(),
+        references: Vec::new(),
+        captures,
+        evidence: vec![evidence_of(rec, EVIDENCE_LINES_PER_RECORD)],
+        first_ms: rec.event_ms,
+        last_ms: rec.event_ms,
+        occurrences: 1,
+        trigger_log_id: rec.id,
+    }
+}
+
+/// Merge `f` (a later occurrence) into `into` (same fingerprint).
+pub fn merge_finding(into: &mut Finding, f: Finding) {
+    into.occurrences = into.occurrences.saturating_add(f.occurrences);
+    into.first_ms = into.first_ms.min(f.first_ms);
+    into.last_ms = into.last_ms.max(f.last_ms);
+    into.trigger_log_id = into.trigger_log_id.max(f.trigger_log_id);
+    for e in f.evidence {
+        if into.evidence.len() >= EVIDENCE_RECORDS {
+            break;
+        }
+        if !into.evidence.iter().any(|x| x.log_id == e.log_id) {
+            into.evidence.push(e);
+        }
+    }
+}
+
+/// Order findings primary first: rule findings by priority (root cause first), then by
+/// occurrences and first appearance; unknowns after every rule finding.
+pub fn rank_findings(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        let src = |f: &Finding| match (f.source, f.rule_id.is_some()) {
+            (FindingSource::Rule, _) => 0,
+            (FindingSource::Unknown, true) => 1,
+            (FindingSource::Unknown, false) => 2,
+        };
+        src(a)
+            .cmp(&src(b))
+            .then(b.priority.cmp(&a.priority))
+            .then(b.occurrences.cmp(&a.occurrences))
+            .then(a.first_ms.cmp(&b.first_ms))
+            .then(a.fingerprint.cmp(&b.fingerprint))
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_mask_variable_tokens() {
+        let a = message_template(
+            "Failed to start namenode.\njava.io.IOException: There appears to be a gap in the edit log.  We expected txid 1048577, but got txid 1049203.\n\tat x.y(Z.java:1)",
+        );
+        let b = message_template(
+            "Failed to start namenode.\njava.io.IOException: There appears to be a gap in the edit log.  We expected txid 17, but got txid 99.",
+        );
+        assert_eq!(a, b);
+        assert!(a.contains("gap in the edit log"));
+        assert!(!a.contains("1048577"));
+    }
+
+    #[test]
+    fn exception_lines_are_recognised_but_words_are_not() {
+        assert!(EXCEPTION_LINE.is_match("java.io.IOException: No space left on device"));
+        assert!(EXCEPTION_LINE.is_match("x\nCaused by: foo"));
+        assert!(
+            EXCEPTION_LINE
+                .is_match("org.apache.hadoop.ipc.RemoteException(java.io.IOException): File")
+        );
+        assert!(
+            !EXCEPTION_LINE
+                .is_match("cmd=create src=/data/reports/exceptions/2025/exception_summary.csv")
+        );
+        assert!(!EXCEPTION_LINE.is_match("\t\tOUT_OF_MEMORY_ERROR=12"));
+        assert!(!EXCEPTION_LINE.is_match("com.acme.logs.JavaExceptionParserMapper$Counters"));
+    }
+}

@@ -1,0 +1,185 @@
+//! The rule engine: rules are data (`rules/<area>/<id>.toml`), compiled into a [`RuleSet`]
+//! and run by a [`Correlator`] over parsed records. Pure logic: no actix, no SQL.
+//!
+//! - [`spec`]: the file format as deserialized; [`compile`]: validation and the matcher;
+//! - [`engine`]: matching, correlation windows, unknown detection, [`Finding`]s;
+//! - [`diagnose`]: the offline runner over files / excerpts (shared by the CLI, eval and tests);
+//! - [`cases`]: each rule's case file; [`eval`]: scoring against a labelled corpus.
+
+pub mod cases;
+pub mod compile;
+pub mod diagnose;
+pub mod engine;
+pub mod eval;
+pub mod spec;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+pub use compile::{FAULT_CLASSES, RuleError, RuleSet, RuleSetError, Severity};
+pub use engine::{Correlator, Evidence, Finding, FindingSource, Verdict};
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded_rules.rs"));
+}
+
+/// Where rule files come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleSource {
+    /// The pack compiled into the binary (the repository's `rules/` at build time).
+    Embedded,
+    /// A directory of `<area>/<id>.toml` files, read at load and on every reload.
+    Dir(PathBuf),
+}
+
+impl std::fmt::Display for RuleSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RuleSource::Embedded => f.write_str("built-in rule pack"),
+            RuleSource::Dir(d) => write!(f, "{}", d.display()),
+        }
+    }
+}
+
+/// The `(relative path, text)` of every rule file of `source`, sorted by path.
+pub fn rule_files(source: &RuleSource) -> Result<Vec<(String, String)>, RuleSetError> {
+    match source {
+        RuleSource::Embedded => Ok(embedded::FILES
+            .iter()
+            .map(|(p, t)| (p.to_string(), t.to_string()))
+            .collect()),
+        RuleSource::Dir(dir) => {
+            let mut out = Vec::new();
+            let mut errors = Vec::new();
+            collect_toml(dir, dir, &mut out, &mut errors);
+            if !errors.is_empty() {
+                return Err(RuleSetError { errors });
+            }
+            if out.is_empty() {
+                return Err(RuleSetError {
+                    errors: vec![RuleError {
+                        file: dir.display().to_string(),
+                        field: String::new(),
+                        reason: "no rule files (*.toml) found".into(),
+                    }],
+                });
+            }
+            out.sort();
+            Ok(out)
+        }
+    }
+}
+
+fn collect_toml(
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<(String, String)>,
+    errors: &mut Vec<RuleError>,
+) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            errors.push(RuleError {
+                file: dir.display().to_string(),
+                field: String::new(),
+                reason: format!("cannot read directory: {e}"),
+            });
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_toml(root, &path, out, errors);
+        } else if path.extension().is_some_and(|e| e == "toml") {
+            let rel = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .replace('\\', "/");
+            match std::fs::read_to_string(&path) {
+                Ok(text) => out.push((rel, text)),
+                Err(e) => errors.push(RuleError {
+                    file: rel,
+                    field: String::new(),
+                    reason: format!("cannot read: {e}"),
+                }),
+            }
+        }
+    }
+}
+
+/// Load and compile every rule of `source`.
+pub fn load(source: &RuleSource) -> Result<RuleSet, RuleSetError> {
+    RuleSet::compile(&rule_files(source)?)
+}
+
+/// The live rule set of a running engine, swapped whole on reload.
+#[derive(Debug)]
+pub struct RulesHandle {
+    source: RuleSource,
+    current: RwLock<Arc<RuleSet>>,
+}
+
+/// What a successful reload loaded.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReloadSummary {
+    pub source: String,
+    pub rules: usize,
+    pub fault_rules: usize,
+}
+
+impl RulesHandle {
+    pub fn load(source: RuleSource) -> Result<RulesHandle, RuleSetError> {
+        let set = load(&source)?;
+        Ok(RulesHandle {
+            source,
+            current: RwLock::new(Arc::new(set)),
+        })
+    }
+
+    pub fn from_set(source: RuleSource, set: RuleSet) -> RulesHandle {
+        RulesHandle {
+            source,
+            current: RwLock::new(Arc::new(set)),
+        }
+    }
+
+    pub fn current(&self) -> Arc<RuleSet> {
+        match self.current.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
+    pub fn source(&self) -> &RuleSource {
+        &self.source
+    }
+
+    /// Re-read and compile the source; swap only if all of it compiles (else keep the old set).
+    pub fn reload(&self) -> Result<ReloadSummary, RuleSetError> {
+        let set = load(&self.source)?;
+        let summary = summary(&self.source, &set);
+        match self.current.write() {
+            Ok(mut g) => *g = Arc::new(set),
+            Err(p) => *p.into_inner() = Arc::new(set),
+        }
+        Ok(summary)
+    }
+
+    pub fn summary(&self) -> ReloadSummary {
+        summary(&self.source, &self.current())
+    }
+}
+
+fn summary(source: &RuleSource, set: &RuleSet) -> ReloadSummary {
+    ReloadSummary {
+        source: source.to_string(),
+        rules: set.rules.len(),
+        fault_rules: set
+            .rules
+            .iter()
+            .filter(|r| r.kind == spec::RuleKind::Fault)
+            .count(),
+    }
+}
