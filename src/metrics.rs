@@ -49,6 +49,14 @@ pub struct Metrics {
     pub records_dropped: IntCounter,
     /// Damaged write-ahead log bytes skipped (their lines are lost; each skip is logged).
     pub wal_corrupt_bytes: IntCounter,
+    /// Findings emitted by the rules stage, by fault type and source (rule / unknown).
+    pub findings: IntCounterVec,
+    /// Time the rules stage spends on one batch.
+    pub rules_seconds: Histogram,
+    /// Records on which the rule engine panicked (skipped; each is logged).
+    pub rule_panics: IntCounter,
+    /// Rule set reloads, by result (ok / error).
+    pub rule_reloads: IntCounterVec,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -96,6 +104,18 @@ impl Metrics {
         )
         .expect("valid metric definition");
         r.register(Box::new(db_write_seconds.clone()))
+            .expect("metric registered once");
+        let rules_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "rules_batch_seconds",
+                "Time the rules stage spends matching one batch of records.",
+            )
+            .buckets(vec![
+                0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0,
+            ]),
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(rules_seconds.clone()))
             .expect("metric registered once");
         let wal_append_seconds = Histogram::with_opts(
             HistogramOpts::new(
@@ -197,6 +217,24 @@ impl Metrics {
                 &r,
                 "wal_corrupt_bytes_total",
                 "Damaged write-ahead log bytes skipped at recovery or while reading.",
+            ),
+            findings: counter_vec(
+                &r,
+                "findings_total",
+                "Findings emitted by the rules stage, by fault type and source.",
+                &["fault_type", "source"],
+            ),
+            rules_seconds,
+            rule_panics: counter(
+                &r,
+                "rule_panics_total",
+                "Records on which the rule engine panicked (skipped, logged).",
+            ),
+            rule_reloads: counter_vec(
+                &r,
+                "rule_reloads_total",
+                "Rule set reloads by result.",
+                &["result"],
             ),
             registry: r,
         }

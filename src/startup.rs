@@ -19,6 +19,7 @@ use crate::api::{self, AppState};
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::parse::JoinerConfig;
+use crate::rules::RulesHandle;
 use crate::storage::Store;
 use crate::wal::{WalOptions, WalWriter};
 
@@ -76,6 +77,11 @@ impl Application {
             );
         }
 
+        let rules = Arc::new(RulesHandle::load(settings.rules.source()).map_err(|e| {
+            anyhow::anyhow!("{e}")
+                .context(format!("loading rules from {}", settings.rules.source()))
+        })?);
+        tracing::info!(source = %rules.source(), rules = rules.current().rules.len(), "rules loaded");
         let metrics = Arc::new(Metrics::new());
         metrics.wal_corrupt_bytes.inc_by(recovery.corrupt_bytes);
         let utc_offset_secs = settings
@@ -94,6 +100,7 @@ impl Application {
                     },
                     read_batch_lines: settings.pipeline.read_batch_lines,
                     join_idle: settings.join_idle(),
+                    join_idle_hit: Duration::from_millis(settings.pipeline.join_idle_hit_ms),
                     max_record_age: Duration::from_millis(settings.pipeline.max_record_age_ms),
                     batch_delay: Duration::from_millis(settings.pipeline.batch_delay_ms),
                     max_restart_backoff: Duration::from_millis(
@@ -105,6 +112,8 @@ impl Application {
                 wal_sync_interval: Duration::from_millis(settings.ingest.wal_sync_interval_ms),
                 retention,
                 retention_interval: Duration::from_secs(settings.database.retention_interval_secs),
+                rules: rules.clone(),
+                unknown_findings: settings.rules.unknown_findings,
             },
             writer,
             store.clone(),
@@ -116,6 +125,7 @@ impl Application {
             store,
             pipeline,
             metrics,
+            rules,
         };
         let listener = TcpListener::bind(settings.listen_addr())
             .with_context(|| format!("binding {}", settings.server.listen))?;

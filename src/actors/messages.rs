@@ -1,7 +1,7 @@
 //! Messages between pipeline stages.
 //!
 //! ```text
-//! HTTP ──Append──► Ingest ──(WAL)──► Parse ──Records──► Rules ──Records──► Record ──► system_logs
+//! HTTP ──Append──► Ingest ──(WAL)──► Parse ──Records──► Rules ──Records+findings──► Record ──► system_logs, fault_records
 //!                    │ try_send(Wake)  ▲
 //!                    └─────────────────┘
 //! ```
@@ -9,6 +9,7 @@
 use actix::Message;
 
 use crate::domain::{LogRecord, StreamKey};
+use crate::rules::Finding;
 use crate::wal::{WalBatch, WalError};
 
 /// Append accepted lines to the write-ahead log. Answered once the lines are durable.
@@ -37,6 +38,8 @@ pub struct Wake;
 #[rtype(result = "Result<(), StageError>")]
 pub struct Records {
     pub records: Vec<LogRecord>,
+    /// Filled by the Rules stage: what the rules found in `records`.
+    pub findings: Vec<Finding>,
     pub checkpoint: u64,
     pub marks: Vec<(StreamKey, u64)>,
 }

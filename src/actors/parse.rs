@@ -21,6 +21,7 @@ use super::rules::RulesActor;
 use crate::domain::{Layout, Level, LogRecord, StreamKey};
 use crate::metrics::Metrics;
 use crate::parse::{Joiner, JoinerConfig, StreamId};
+use crate::rules::RulesHandle;
 use crate::wal::{WalEntry, WalReader, WalShared};
 
 #[derive(Debug, Clone)]
@@ -28,6 +29,8 @@ pub struct ParseConfig {
     pub joiner: JoinerConfig,
     pub read_batch_lines: usize,
     pub join_idle: Duration,
+    /// Idle time after which a record whose header hits a rule literal is closed.
+    pub join_idle_hit: Duration,
     pub max_record_age: Duration,
     /// How long to gather newly appended lines before a step (fewer, larger transactions).
     pub batch_delay: Duration,
@@ -70,7 +73,15 @@ impl ParseActor {
         rules: Addr<RulesActor>,
         metrics: Arc<Metrics>,
         health: Arc<PipelineHealth>,
+        rule_set: Option<Arc<RulesHandle>>,
     ) -> Self {
+        let mut joiner = Joiner::new(cfg.joiner);
+        if let Some(handle) = rule_set {
+            // Records whose header hits a rule literal are closed after `join_idle_hit`.
+            joiner.set_hit_classifier(Box::new(move |msg: &str| {
+                handle.current().has_signal_literals(msg)
+            }));
+        }
         let mut reader = WalReader::new(wal.clone());
         reader.seek(wal.committed());
         let replay = wal.marks();
@@ -79,7 +90,7 @@ impl ParseActor {
             replay,
             replay_until,
             step_scheduled: false,
-            joiner: Joiner::new(cfg.joiner),
+            joiner,
             cfg,
             reader,
             sent_checkpoint: wal.committed(),
@@ -158,6 +169,8 @@ impl ParseActor {
             self.feed(entry, now, &mut out);
         }
         self.joiner
+            .flush_idle_hits(now, self.cfg.join_idle_hit, &mut out);
+        self.joiner
             .flush_idle(now, self.cfg.join_idle, self.cfg.max_record_age, &mut out);
         let marks: Vec<(StreamKey, u64)> = self
             .joiner
@@ -183,6 +196,7 @@ impl ParseActor {
         depth.inc();
         let send = self.rules.send(Records {
             records: out,
+            findings: Vec::new(),
             checkpoint,
             marks,
         });
@@ -283,8 +297,9 @@ impl Actor for ParseActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         let delay = self.backoff();
         // Poll for idle records even when no new lines arrive.
-        let tick =
-            (self.cfg.join_idle / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
+        let tick = (self.cfg.join_idle / 4)
+            .min(self.cfg.join_idle_hit / 2)
+            .clamp(Duration::from_millis(10), Duration::from_millis(250));
         ctx.run_later(delay, move |this, ctx| {
             ctx.run_interval(tick, |this, ctx| this.step(ctx));
             this.step(ctx);

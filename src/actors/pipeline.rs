@@ -12,6 +12,7 @@ use super::record::RecordActor;
 use super::retention::RetentionActor;
 use super::rules::RulesActor;
 use crate::metrics::Metrics;
+use crate::rules::RulesHandle;
 use crate::storage::Store;
 use crate::wal::{SyncPolicy, WalShared, WalWriter};
 
@@ -62,6 +63,9 @@ pub struct PipelineConfig {
     pub wal_sync_interval: Duration,
     pub retention: Option<Duration>,
     pub retention_interval: Duration,
+    pub rules: Arc<RulesHandle>,
+    /// Report unexplained failures as `unknown` findings.
+    pub unknown_findings: bool,
 }
 
 /// Addresses of the running stages.
@@ -113,19 +117,21 @@ impl Pipeline {
             })
         };
         let rules = {
-            let (record, metrics) = (record.clone(), metrics.clone());
+            let (record, metrics, handle) = (record.clone(), metrics.clone(), cfg.rules.clone());
+            let unknowns = cfg.unknown_findings;
             Supervisor::start(move |ctx: &mut Context<RulesActor>| {
                 ctx.set_mailbox_capacity(cap);
-                RulesActor::new(record, metrics)
+                RulesActor::new(record, metrics, handle, unknowns)
             })
         };
         let parse = {
             let (wal, rules, metrics, health) =
                 (wal.clone(), rules.clone(), metrics.clone(), health.clone());
             let parse_cfg = cfg.parse.clone();
+            let handle = cfg.rules.clone();
             Supervisor::start(move |ctx: &mut Context<ParseActor>| {
                 ctx.set_mailbox_capacity(cap);
-                ParseActor::new(parse_cfg, wal, rules, metrics, health)
+                ParseActor::new(parse_cfg, wal, rules, metrics, health, Some(handle))
             })
         };
         let arbiter = Arbiter::new();

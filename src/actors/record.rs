@@ -1,5 +1,5 @@
-//! Record stage: writes parsed records to `system_logs` and moves the ingest checkpoint in the
-//! same transaction. A failed write stops the actor (the supervisor restarts it with fresh
+//! Record stage: writes parsed records to `system_logs`, their findings to `fault_records` /
+//! `fault_evidence`, and moves the ingest checkpoint, all in one transaction. A failed write stops the actor (the supervisor restarts it with fresh
 //! state) and reports the error upstream, where the Parse stage rewinds to the checkpoint.
 
 use std::sync::Arc;
@@ -58,7 +58,7 @@ impl Handler<Records> for RecordActor {
         let fut = async move {
             let started = Instant::now();
             let mut res = store
-                .insert_logs(&msg.records, msg.checkpoint, &msg.marks)
+                .insert_batch(&msg.records, &msg.findings, msg.checkpoint, &msg.marks)
                 .await
                 .map(|_| Salvage::default());
             if let Err(e) = &res
@@ -66,7 +66,7 @@ impl Handler<Records> for RecordActor {
             {
                 tracing::warn!(error = %e, records = msg.records.len(), "the database refused a batch; storing it record by record");
                 res = store
-                    .insert_logs_one_by_one(&msg.records, msg.checkpoint, &msg.marks)
+                    .insert_logs_one_by_one(&msg.records, &msg.findings, msg.checkpoint, &msg.marks)
                     .await;
             }
             metrics

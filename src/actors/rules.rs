@@ -1,8 +1,11 @@
-//! Rules stage: the place where the rule engine will match known faults.
+//! Rules stage: runs the rule engine ([`Correlator`]) over each batch of parsed records and
+//! forwards the records with their findings to the Record stage.
 //!
-//! Until the rule engine lands it forwards every batch to the Record stage unchanged, keeping
-//! the pipeline's shape (and its backpressure) what it will be.
+//! The live rule set is read from the shared [`RulesHandle`] per batch; after a reload the
+//! correlation state starts afresh with the new set. A panic inside the engine is contained
+//! to its record (logged, counted); the batch still goes on.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -10,15 +13,37 @@ use actix::prelude::*;
 use super::messages::{Records, StageError};
 use super::record::RecordActor;
 use crate::metrics::Metrics;
+use crate::rules::{Correlator, RulesHandle};
 
 pub struct RulesActor {
     record: Addr<RecordActor>,
     metrics: Arc<Metrics>,
+    rules: Arc<RulesHandle>,
+    correlator: Correlator,
+    unknowns: bool,
 }
 
 impl RulesActor {
-    pub fn new(record: Addr<RecordActor>, metrics: Arc<Metrics>) -> Self {
-        RulesActor { record, metrics }
+    pub fn new(
+        record: Addr<RecordActor>,
+        metrics: Arc<Metrics>,
+        rules: Arc<RulesHandle>,
+        unknowns: bool,
+    ) -> Self {
+        let mut correlator = Correlator::new(rules.current());
+        correlator.unknowns = unknowns;
+        RulesActor {
+            record,
+            metrics,
+            rules,
+            correlator,
+            unknowns,
+        }
+    }
+
+    fn fresh_correlator(&mut self) {
+        self.correlator = Correlator::new(self.rules.current());
+        self.correlator.unknowns = self.unknowns;
     }
 }
 
@@ -38,7 +63,33 @@ impl Supervised for RulesActor {
 impl Handler<Records> for RulesActor {
     type Result = ResponseFuture<Result<(), StageError>>;
 
-    fn handle(&mut self, msg: Records, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, mut msg: Records, _: &mut Self::Context) -> Self::Result {
+        if !Arc::ptr_eq(&self.rules.current(), self.correlator.rule_set()) {
+            tracing::info!("rule set changed; correlation state restarts");
+            self.fresh_correlator();
+        }
+        let timer = self.metrics.rules_seconds.start_timer();
+        let mut findings = Vec::new();
+        for rec in &msg.records {
+            let correlator = &mut self.correlator;
+            let res = catch_unwind(AssertUnwindSafe(|| correlator.process(rec, &mut findings)));
+            if res.is_err() {
+                tracing::error!(
+                    id = rec.id,
+                    "the rule engine panicked on a record; skipped it"
+                );
+                self.metrics.rule_panics.inc();
+                self.fresh_correlator();
+            }
+        }
+        timer.observe_duration();
+        for f in &findings {
+            self.metrics
+                .findings
+                .with_label_values(&[f.fault_type.as_str(), f.source.as_str()])
+                .inc();
+        }
+        msg.findings = findings;
         let record = self.record.clone();
         let depth = self.metrics.queue_depth.with_label_values(&["record"]);
         Box::pin(async move {

@@ -22,6 +22,11 @@ pub enum ApiError {
     NotFound(String),
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error("{0}")]
+    Conflict(String),
+    /// A rule reload refused: the old rule set stays active.
+    #[error("rules not reloaded, the previous set stays active: {0}")]
+    InvalidRules(crate::rules::RuleSetError),
     /// Temporarily unable to accept: the client should retry after `retry_after_secs`.
     #[error("{reason}")]
     Overloaded {
@@ -44,6 +49,8 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::InvalidRules(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Overloaded { .. } | ApiError::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -65,6 +72,9 @@ impl ResponseError for ApiError {
         {
             resp.insert_header((RETRY_AFTER, retry_after_secs.to_string()));
             body["retry_after_secs"] = json!(retry_after_secs);
+        }
+        if let ApiError::InvalidRules(e) = self {
+            body["errors"] = json!(e.errors);
         }
         resp.body(body.to_string())
     }

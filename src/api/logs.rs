@@ -2,7 +2,7 @@
 //!
 //! Filters: `cluster`, `host`, `service` (exact), `level` (minimum: `WARN` = WARN, ERROR,
 //! FATAL), `since` / `until` (RFC 3339, on event time; `until` exclusive), `q` (message
-//! contains, ASCII case-insensitive), `limit` (1..=1000, default 100), `cursor` (from the
+//! contains, ASCII case-insensitive), `fault_id` (lines evidencing that fault), `limit` (1..=1000, default 100), `cursor` (from the
 //! previous page's `next_cursor`).
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -23,6 +23,7 @@ struct Params {
     since: Option<String>,
     until: Option<String>,
     q: Option<String>,
+    fault_id: Option<i64>,
     limit: Option<u32>,
     cursor: Option<String>,
 }
@@ -59,7 +60,7 @@ pub fn rfc3339_ms(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
-fn parse_time(name: &str, v: &str) -> Result<i64, ApiError> {
+pub(crate) fn parse_time(name: &str, v: &str) -> Result<i64, ApiError> {
     DateTime::parse_from_rfc3339(v)
         .map(|t| t.timestamp_millis())
         .map_err(|e| {
@@ -69,7 +70,7 @@ fn parse_time(name: &str, v: &str) -> Result<i64, ApiError> {
         })
 }
 
-fn parse_cursor(c: &str) -> Result<(i64, i64), ApiError> {
+pub(crate) fn parse_cursor(c: &str) -> Result<(i64, i64), ApiError> {
     let bad = || ApiError::BadRequest(format!("invalid cursor `{c}`"));
     let (t, id) = c.split_once(':').ok_or_else(bad)?;
     Ok((
@@ -135,6 +136,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
             .map(|v| parse_time("until", v))
             .transpose()?,
         text: empty_to_none(p.q),
+        fault_id: p.fault_id,
         before: p.cursor.as_deref().map(parse_cursor).transpose()?,
         limit,
     };

@@ -2,6 +2,7 @@
 //! answer. No business logic lives here.
 
 pub mod error;
+pub mod faults;
 pub mod health;
 pub mod ingest;
 pub mod logs;
@@ -24,6 +25,7 @@ pub struct AppState {
     pub store: Store,
     pub pipeline: Pipeline,
     pub metrics: Arc<Metrics>,
+    pub rules: Arc<crate::rules::RulesHandle>,
 }
 
 async fn method_not_allowed() -> HttpResponse {
@@ -42,6 +44,12 @@ fn resource(path: &str) -> actix_web::Resource {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/api/log/auto-upload").route(web::post().to(ingest::auto_upload)))
         .service(resource("/api/logs").route(web::get().to(logs::list)))
+        .service(resource("/api/faults").route(web::get().to(faults::list)))
+        .service(resource("/api/faults/{id}").route(web::get().to(faults::get)))
+        .service(resource("/api/faults/{id}/ack").route(web::post().to(faults::ack)))
+        .service(resource("/api/faults/{id}/resolve").route(web::post().to(faults::resolve)))
+        .service(resource("/api/rules").route(web::get().to(faults::list_rules)))
+        .service(resource("/api/rules/reload").route(web::post().to(faults::reload_rules)))
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
         .service(resource("/metrics").route(web::get().to(health::metrics)))

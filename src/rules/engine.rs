@@ -316,6 +316,27 @@ impl Correlator {
     }
 }
 
+impl RuleSet {
+    /// Whether `text` contains the literals of some fault / escalate / benign signal (its
+    /// `all` and `any` literals; regexes are not run). Used by the parser to close such
+    /// records early.
+    pub fn has_signal_literals(&self, text: &str) -> bool {
+        let Some(ac) = &self.prefilter else {
+            return false;
+        };
+        ac.find_overlapping_iter(text).any(|m| {
+            self.pattern_signals[m.pattern().as_usize()]
+                .iter()
+                .any(|&(ri, si)| {
+                    let sig = &self.rules[ri as usize].signals[si as usize];
+                    !sig.context
+                        && sig.all.iter().all(|l| text.contains(l.as_str()))
+                        && (sig.any.is_empty() || sig.any.iter().any(|l| text.contains(l.as_str())))
+                })
+        })
+    }
+}
+
 fn scope_of(rec: &LogRecord) -> u64 {
     let mut h = DefaultHasher::new();
     rec.cluster.hash(&mut h);

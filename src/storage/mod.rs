@@ -17,6 +17,7 @@ use sqlx::{QueryBuilder, Row};
 
 use crate::config::{DatabaseSettings, DbKind, redact_url};
 use crate::domain::{Level, LogRecord, StreamKey};
+use crate::rules::Finding;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -85,6 +86,10 @@ macro_rules! with_pool {
     };
 }
 
+mod faults;
+use faults::LastInsertId as _;
+pub use faults::{FaultQuery, FaultRow, FaultStatusChange};
+
 /// Column length limits of the MySQL schema (SQLite has none, but the data must fit both).
 const MAX_CLUSTER: usize = 64;
 const MAX_HOST: usize = 255;
@@ -118,6 +123,8 @@ pub struct LogQuery {
     pub since_ms: Option<i64>,
     pub until_ms: Option<i64>,
     pub text: Option<String>,
+    /// Only records linked to this fault as evidence.
+    pub fault_id: Option<i64>,
     /// Resume after this (event_time, id), newest first.
     pub before: Option<(i64, i64)>,
     pub limit: u32,
@@ -244,7 +251,21 @@ impl Store {
         checkpoint: u64,
         marks: &[(StreamKey, u64)],
     ) -> Result<u64, StoreError> {
+        self.insert_batch(records, &[], checkpoint, marks).await
+    }
+
+    /// [`Store::insert_logs`] plus the batch's findings, all in one transaction: each finding
+    /// updates the open fault with its fingerprint (or opens one) and links its evidence
+    /// records; a finding already counted (a replay) changes nothing.
+    pub async fn insert_batch(
+        &self,
+        records: &[LogRecord],
+        findings: &[Finding],
+        checkpoint: u64,
+        marks: &[(StreamKey, u64)],
+    ) -> Result<u64, StoreError> {
         let mut inserted = 0u64;
+        let kind = self.kind();
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let mut start = 0;
@@ -286,6 +307,9 @@ impl Store {
                 let res = qb.build().execute(&mut *tx).await?;
                 inserted += res.rows_affected();
                 start = end;
+            }
+            for f in findings {
+                faults::upsert_finding!(kind, &mut *tx, f);
             }
             for chunk in marks.chunks(INSERT_ROWS) {
                 let mut qb = QueryBuilder::new(
@@ -329,6 +353,7 @@ impl Store {
     pub async fn insert_logs_one_by_one(
         &self,
         records: &[LogRecord],
+        findings: &[Finding],
         checkpoint: u64,
         marks: &[(StreamKey, u64)],
     ) -> Result<Salvage, StoreError> {
@@ -356,7 +381,7 @@ impl Store {
                 Err(e) => return Err(e),
             }
         }
-        self.insert_logs(&[], checkpoint, marks).await?;
+        self.insert_batch(&[], findings, checkpoint, marks).await?;
         Ok(report)
     }
 
@@ -411,6 +436,9 @@ impl Store {
             if let Some(text) = &q.text {
                 // '!' as the LIKE escape: backslash means different things in MySQL and SQLite literals.
                 qb.push(" AND message LIKE ").push_bind(like_pattern(text)).push(" ESCAPE '!'");
+            }
+            if let Some(f) = q.fault_id {
+                qb.push(" AND id IN (SELECT log_id FROM fault_evidence WHERE fault_id = ").push_bind(f).push(")");
             }
             if let Some((t, id)) = q.before {
                 qb.push(" AND (event_time < ").push_bind(t)

@@ -1,0 +1,7 @@
+-- Links from a fault to the stored log lines (system_logs.id) that evidence it.
+CREATE TABLE IF NOT EXISTS fault_evidence (
+    fault_id BIGINT NOT NULL,
+    log_id   BIGINT NOT NULL,
+    PRIMARY KEY (fault_id, log_id),
+    KEY idx_fault_evidence_log (log_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
