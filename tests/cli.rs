@@ -100,3 +100,166 @@ fn migrate_creates_the_sqlite_database_and_is_repeatable() {
     }
     assert!(dir.path().join("fresh.db").exists());
 }
+
+#[test]
+fn diagnose_prints_findings_primary_first_as_json_and_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hadoop-hdfs-namenode-nn1.log");
+    std::fs::write(
+        &log,
+        "2025-01-28 03:12:40,551 WARN org.apache.hadoop.hdfs.server.namenode.NameNodeResourceChecker: Space available on volume '/dev/mapper/root' is 88473600, which is below the configured reserved amount 104857600\n\
+         2025-01-28 03:12:40,552 WARN org.apache.hadoop.hdfs.server.namenode.FSNamesystem: NameNode low on available disk space. Entering safe mode.\n\
+         2025-01-28 03:13:00,000 INFO org.apache.hadoop.ipc.Server: IPC Server handler 1 on 8020, call Call#7 Retry#0 org.apache.hadoop.hdfs.protocol.ClientProtocol.mkdirs from 10.0.0.5:40000: org.apache.hadoop.hdfs.server.namenode.SafeModeException: Cannot create directory /x. Name node is in safe mode.\n",
+    )
+    .unwrap();
+    let out = faultline(dir.path())
+        .args(["diagnose", "--format", "json"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = v["findings"].as_array().unwrap();
+    assert_eq!(findings[0]["fault_type"], "disk_full", "{v:#}");
+    assert_eq!(findings[0]["source"], "rule");
+    for key in ["severity", "title", "evidence", "remediation"] {
+        assert!(!findings[0][key].is_null(), "{key} missing");
+    }
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["fault_type"] == "namenode_safemode")
+    );
+
+    // stdin, text format.
+    use std::io::Write as _;
+    let mut child = faultline(dir.path())
+        .args(["diagnose", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"dn05: ssh: connect to host dn05 port 22: No route to host\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("port_unreachable"), "{text}");
+    assert!(text.contains("remediation:"), "{text}");
+}
+
+#[test]
+fn diagnose_of_benign_input_has_no_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("nn.log");
+    std::fs::write(
+        &log,
+        "2025-04-22 09:31:10,227 INFO org.apache.hadoop.hdfs.StateChange: STATE* Safe mode ON. \n\
+         2025-04-22 09:32:22,917 INFO org.apache.hadoop.hdfs.StateChange: STATE* Safe mode is OFF\n",
+    )
+    .unwrap();
+    let out = faultline(dir.path())
+        .args(["diagnose", "--format", "json"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v, serde_json::json!({ "findings": [] }));
+    let missing = faultline(dir.path())
+        .args(["diagnose", "no-such-file.log"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no-such-file.log"));
+}
+
+#[test]
+fn rules_check_and_test_report_problems_with_exit_status() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let ok = faultline(repo).args(["rules", "check"]).output().unwrap();
+    assert!(ok.status.success());
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("rule(s) OK"));
+    let test = faultline(repo)
+        .args([
+            "rules",
+            "test",
+            "--rules",
+            "rules",
+            "--cases",
+            "tests/rules",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        test.status.success(),
+        "{}",
+        String::from_utf8_lossy(&test.stdout)
+    );
+    std::fs::create_dir_all(dir.path().join("r/x")).unwrap();
+    std::fs::write(
+        dir.path().join("r/x/disk_full.toml"),
+        "id = \"disk_full\"\ntitle = \"t\"\nseverity = \"critical\"\nremediation = [\"df -h\"]\n[[signal]]\nregex = '(unclosed'\n",
+    )
+    .unwrap();
+    let bad = faultline(dir.path())
+        .args(["rules", "check", "--rules", "r"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let text = String::from_utf8_lossy(&bad.stdout);
+    assert!(
+        text.contains("x/disk_full.toml: signal[0].regex: invalid regex"),
+        "{text}"
+    );
+}
+
+#[test]
+fn eval_prints_scores_and_fails_below_the_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("c.jsonl");
+    std::fs::write(
+        &corpus,
+        r#"{"id":"a","expected":"ssh_auth","source_file":"x","lines":["dn01: Permission denied (publickey,password)."]}
+{"id":"b","expected":"none","source_file":"x","lines":["2025-04-22 09:32:22,917 INFO org.apache.hadoop.hdfs.StateChange: STATE* Safe mode is OFF"]}
+{"id":"c","expected":"clusterid_mismatch","source_file":"x","lines":["nothing to see here"]}
+"#,
+    )
+    .unwrap();
+    let out = faultline(dir.path())
+        .args(["eval", "--format", "json", "--corpus"])
+        .arg(&corpus)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["cases"], 3);
+    assert_eq!(v["none_false_positives"], 0);
+    assert_eq!(v["misclassified"][0]["id"], "c");
+    let strict = faultline(dir.path())
+        .args(["eval", "--min-macro-f1", "0.99", "--corpus"])
+        .arg(&corpus)
+        .output()
+        .unwrap();
+    assert!(!strict.status.success());
+    std::fs::write(
+        &corpus,
+        "{\"id\":\"a\",\"expected\":\"bogus\",\"lines\":[]}\n",
+    )
+    .unwrap();
+    let bad = faultline(dir.path())
+        .args(["eval", "--corpus"])
+        .arg(&corpus)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown label"));
+}

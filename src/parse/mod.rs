@@ -173,13 +173,14 @@ fn service_from_logger(logger: &str) -> Option<&'static str> {
 }
 
 /// Locating the read-only sample data shared by the project (loghub, reference logs, dev cases).
-#[cfg(test)]
-pub(crate) mod testdata {
+/// Test support (hidden): where the shared sample data is.
+#[doc(hidden)]
+pub mod testdata {
     use std::path::PathBuf;
 
     /// `$FAULTLINE_SHARED`, else `<crate>/../shared` (CI clones the repo beside `shared/`).
     /// Missing data skips the data-driven tests locally and fails them under `CI=true`.
-    pub(crate) fn shared_dir() -> Option<PathBuf> {
+    pub fn shared_dir() -> Option<PathBuf> {
         let mut candidates = Vec::new();
         if let Ok(p) = std::env::var("FAULTLINE_SHARED") {
             candidates.push(PathBuf::from(p));
@@ -196,14 +197,14 @@ pub(crate) mod testdata {
 
     /// Lines of a file below the shared dir (split on `\n`; a `\r` before it is kept, for the
     /// parser to strip; no empty last line for a file ending in `\n`).
-    pub(crate) fn lines(rel: &str) -> Option<Vec<String>> {
+    pub fn lines(rel: &str) -> Option<Vec<String>> {
         let text = std::fs::read_to_string(shared_dir()?.join(rel)).ok()?;
         let body = text.strip_suffix('\n').unwrap_or(&text);
         Some(body.split('\n').map(str::to_owned).collect())
     }
 
     /// `(id, lines)` of every case in `corpus/dev-cases.jsonl`.
-    pub(crate) fn dev_cases() -> Option<Vec<(String, Vec<String>)>> {
+    pub fn dev_cases() -> Option<Vec<(String, Vec<String>)>> {
         let path = shared_dir()?.join("corpus/dev-cases.jsonl");
         let text = std::fs::read_to_string(path).ok()?;
         let mut out = Vec::new();
@@ -222,7 +223,7 @@ pub(crate) mod testdata {
     }
 
     /// Every `*.log` / `*.txt` file of `reference/hadoop`, as (name, lines).
-    pub(crate) fn reference_files() -> Vec<(String, Vec<String>)> {
+    pub fn reference_files() -> Vec<(String, Vec<String>)> {
         let Some(dir) = shared_dir().map(|d| d.join("reference/hadoop")) else {
             return Vec::new();
         };
@@ -242,8 +243,7 @@ pub(crate) mod testdata {
         out
     }
 
-    pub(crate) const LOGHUB: &[&str] =
-        &["Hadoop", "HDFS", "Spark", "Zookeeper", "OpenSSH", "Linux"];
+    pub const LOGHUB: &[&str] = &["Hadoop", "HDFS", "Spark", "Zookeeper", "OpenSSH", "Linux"];
 }
 
 #[cfg(test)]

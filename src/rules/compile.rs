@@ -106,6 +106,47 @@ enum TplPart {
 pub(crate) const BUILTIN_VARS: [&str; 4] = ["host", "service", "cluster", "count"];
 
 impl Template {
+    /// Remediation commands: `{name}` / `{a|b}` with lowercase names are placeholders; any
+    /// other braces (`${HADOOP_HOME}`, `{8020,9000}`) are shell text.
+    fn parse_lenient(s: &str) -> Template {
+        let mut parts = Vec::new();
+        let mut text = String::new();
+        let mut rest = s;
+        while let Some(open) = rest.find('{') {
+            text.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            let name = after.find('}').map(|c| &after[..c]);
+            let is_var = name.is_some_and(|n| {
+                !n.is_empty()
+                    && n.split('|').all(|a| {
+                        !a.is_empty()
+                            && a.chars()
+                                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                            && a.starts_with(|c: char| c.is_ascii_lowercase())
+                    })
+                    && !rest[..open].ends_with('$')
+            });
+            match name {
+                Some(n) if is_var => {
+                    if !text.is_empty() {
+                        parts.push(TplPart::Text(std::mem::take(&mut text)));
+                    }
+                    parts.push(TplPart::Var(n.split('|').map(str::to_string).collect()));
+                    rest = &after[n.len() + 1..];
+                }
+                _ => {
+                    text.push('{');
+                    rest = after;
+                }
+            }
+        }
+        text.push_str(rest);
+        if !text.is_empty() {
+            parts.push(TplPart::Text(text));
+        }
+        Template { parts }
+    }
+
     fn parse(s: &str) -> Result<Template, String> {
         let mut parts = Vec::new();
         let mut rest = s;
@@ -293,7 +334,7 @@ pub struct Rule {
     pub priority: i32,
     pub entity: Template,
     pub diagnosis: Template,
-    pub remediation: Vec<String>,
+    pub remediation: Vec<Template>,
     pub references: Vec<String>,
     pub services: Vec<String>,
     pub loggers: Vec<String>,
@@ -656,6 +697,23 @@ fn compile_rule(file: &str, spec: RuleSpec) -> Result<Rule, Vec<RuleError>> {
         "diagnosis",
         spec.diagnosis.as_deref().unwrap_or(spec.title.as_str()),
     );
+    let mut remediation = Vec::new();
+    for (i, r) in spec.remediation.iter().enumerate() {
+        let t = Template::parse_lenient(r);
+        for v in t.vars() {
+            if !captures.contains(v) {
+                errors.push(RuleError {
+                    file: file.to_string(),
+                    field: format!("remediation[{i}]"),
+                    reason: format!(
+                        "placeholder {{{v}}} is neither a named capture of a signal regex nor one of {}",
+                        BUILTIN_VARS.join(", ")
+                    ),
+                });
+            }
+        }
+        remediation.push(t);
+    }
     for (i, s) in spec.signals.iter().enumerate() {
         for c in s.same.iter().chain(s.group_by.iter()) {
             if !captures.contains(c) {
@@ -680,7 +738,7 @@ fn compile_rule(file: &str, spec: RuleSpec) -> Result<Rule, Vec<RuleError>> {
         priority: spec.priority,
         entity,
         diagnosis,
-        remediation: spec.remediation,
+        remediation,
         references: spec.references,
         services: spec.applies.services,
         loggers: spec.applies.loggers,
@@ -699,7 +757,11 @@ fn compile_signal(
     let mut err = |field: &str, reason: String| {
         errors.push(RuleError {
             file: file.to_string(),
-            field: format!("signal[{i}].{field}"),
+            field: if field.is_empty() {
+                format!("signal[{i}]")
+            } else {
+                format!("signal[{i}].{field}")
+            },
             reason,
         })
     };
@@ -849,6 +911,11 @@ mod tests {
         assert_eq!(
             t.render(|k| if k == "host" { Some("nn1") } else { None }),
             "nn1 lost ?."
+        );
+        let t = Template::parse_lenient("ls ${HADOOP_HOME}/{a,b} {host} {target|host}");
+        assert_eq!(
+            t.render(|k| if k == "host" { Some("nn1") } else { None }),
+            "ls ${HADOOP_HOME}/{a,b} nn1 nn1"
         );
         let t = Template::parse("{target|host}").unwrap();
         assert_eq!(

@@ -498,6 +498,7 @@ fn rule_finding(
     };
     let entity = rule.entity.render(lookup);
     let diagnosis = rule.diagnosis.render(lookup);
+    let remediation = rule.remediation.iter().map(|t| t.render(lookup)).collect();
     let escalate = rule.kind == RuleKind::Escalate;
     let (fault_type, source) = if escalate {
         ("unknown".to_string(), FindingSource::Unknown)
@@ -523,7 +524,7 @@ fn rule_finding(
         entity,
         fingerprint,
         diagnosis,
-        remediation: rule.remediation.clone(),
+        remediation,
         references: rule.references.clone(),
         captures: caps.iter().cloned().collect(),
         evidence,

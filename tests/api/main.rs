@@ -2,6 +2,7 @@
 //! Every suite runs on SQLite, and on MariaDB / MySQL when `FAULTLINE_TEST_MYSQL_URL` is set.
 
 mod crash;
+mod faults;
 mod health;
 pub mod helpers;
 mod ingest;

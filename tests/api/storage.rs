@@ -129,7 +129,56 @@ async fn migrations_rerun_cleanly_and_create_every_table(b: Backend) {
     }
 }
 
+/// A replayed batch (crash, stage restart) re-emits its findings: they must not be counted
+/// twice; new occurrences from other records (even with lower ids) still are.
+async fn replayed_findings_are_not_counted_twice(b: Backend) {
+    let Some(app) = app_without_retention(b).await else {
+        return;
+    };
+    let store = &app.store;
+    let set = std::sync::Arc::new(
+        faultline::rules::load(&faultline::rules::RuleSource::Embedded).unwrap(),
+    );
+    let mut rec = record(2_000_010, 5000, "nn1");
+    rec.message =
+        "BLOCK* removeDeadDatanode: lost heartbeat from 10.0.0.9:9866, removeBlocksFromBlockMap true"
+            .into();
+    let mut correlator = faultline::rules::Correlator::new(set);
+    let mut findings = Vec::new();
+    correlator.process(&rec, &mut findings);
+    assert_eq!(findings.len(), 1);
+    let batch = vec![rec.clone()];
+    store.insert_batch(&batch, &findings, 0, &[]).await.unwrap();
+    store.insert_batch(&batch, &findings, 0, &[]).await.unwrap();
+    let faults = store
+        .query_faults(&faultline::storage::FaultQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(faults.len(), 1);
+    assert_eq!(faults[0].occurrences, 1, "a replay must not count again");
+    // Another record of the same fault with a LOWER id (streams close records out of id
+    // order) is a new occurrence.
+    let mut earlier = rec.clone();
+    earlier.id = 2_000_001;
+    earlier.last_seq = earlier.id;
+    let mut f2 = findings.clone();
+    f2[0].trigger_log_id = earlier.id;
+    f2[0].evidence[0].log_id = earlier.id;
+    store.insert_batch(&[earlier], &f2, 0, &[]).await.unwrap();
+    let row = store.get_fault(faults[0].id).await.unwrap().unwrap();
+    assert_eq!(row.occurrences, 2);
+    assert_eq!(
+        store.fault_log_ids(row.id, 10).await.unwrap(),
+        vec![2_000_001, 2_000_010]
+    );
+    assert_eq!(store.count_rows(Table::FaultRecords).await.unwrap(), 1);
+}
+
 both_backends!(
+    replayed_findings_are_not_counted_twice,
     inserts_are_idempotent_and_checkpoint_only_grows,
     over_long_fields_are_cut_to_fit,
     retention_deletes_only_old_rows,
