@@ -351,7 +351,8 @@ fn event_ms(cfg: &JoinerConfig, time: Option<LocalTime>, received_ms: i64) -> i6
 
 /// Layouts whose records may carry unrecognised lines of a multi-line message (log4j-family
 /// headers, and an uncaught JVM exception whose message spans lines).
-fn absorbs_raw(layout: Layout) -> bool {
+/// Whether a record whose header has this layout absorbs following unrecognised lines.
+pub fn absorbs_raw(layout: Layout) -> bool {
     matches!(
         layout,
         Layout::Log4j

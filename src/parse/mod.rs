@@ -19,7 +19,7 @@
 pub mod joiner;
 pub mod layouts;
 
-pub use joiner::{Joiner, JoinerConfig, StreamId};
+pub use joiner::{Joiner, JoinerConfig, StreamId, absorbs_raw};
 pub use layouts::{LineKind, LocalTime, ParsedLine, parse_line};
 
 /// The `preprocess_log` step of the product for one physical line: an alias of [`parse_line`].

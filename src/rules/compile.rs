@@ -348,6 +348,9 @@ pub struct RuleSet {
     pub rules: Vec<Rule>,
     /// Automaton over the key literals (rule keys after dropping superstrings, plus aux).
     pub(crate) prefilter: Option<AhoCorasick>,
+    /// The same patterns, leftmost-first (SIMD prefilters apply): finds whether a span of a
+    /// large buffer contains any of them at all (the offline fast path).
+    pub(crate) scanner: Option<Scanner>,
     /// Per automaton pattern: the (rule, signal) pairs it makes candidates.
     pub(crate) pattern_signals: Vec<Vec<(u16, u16)>>,
     /// Per aux literal: the automaton pattern it is keyed on, and whether that pattern is the
@@ -359,6 +362,29 @@ pub struct RuleSet {
     pub(crate) max_window_ms: i64,
     /// Every literal of every signal, for `faultline rules literals` (benchmarks).
     pub literals: Vec<String>,
+}
+
+/// Finds the leftmost literal in a span of a large buffer: Teddy (SIMD) when the patterns
+/// allow, else a leftmost-first automaton.
+#[derive(Debug)]
+pub(crate) enum Scanner {
+    Packed(aho_corasick::packed::Searcher),
+    Automaton(AhoCorasick),
+}
+
+impl Scanner {
+    /// Start of the leftmost match in `haystack[from..]`.
+    pub(crate) fn find_from(&self, haystack: &[u8], from: usize) -> Option<usize> {
+        match self {
+            Scanner::Packed(s) => {
+                s.find_in(haystack, aho_corasick::Span::from(from..haystack.len()))
+            }
+            Scanner::Automaton(a) => {
+                a.find(aho_corasick::Input::new(haystack).span(from..haystack.len()))
+            }
+        }
+        .map(|m| m.start())
+    }
 }
 
 /// Parse a duration like `90s`, `10m`, `2h`, `1d`, `500ms`.
@@ -528,6 +554,28 @@ impl RuleSet {
                 })
                 .ok()
         };
+        let scanner = if patterns.is_empty() {
+            None
+        } else if let Some(teddy) = aho_corasick::packed::Config::new()
+            .heuristic_pattern_limits(false)
+            .builder()
+            .extend(&patterns)
+            .build()
+        {
+            Some(Scanner::Packed(teddy))
+        } else {
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostFirst)
+                .kind(Some(AhoCorasickKind::DFA))
+                .build(&patterns)
+                .or_else(|_| {
+                    AhoCorasick::builder()
+                        .match_kind(MatchKind::LeftmostFirst)
+                        .build(&patterns)
+                })
+                .ok()
+                .map(Scanner::Automaton)
+        };
         let fallback = if fallback_regex.is_empty() {
             None
         } else {
@@ -543,6 +591,7 @@ impl RuleSet {
         RuleSet {
             rules,
             prefilter,
+            scanner,
             pattern_signals,
             aux,
             fallback,

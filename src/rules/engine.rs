@@ -103,9 +103,25 @@ struct ScopeState {
     last_ms: i64,
 }
 
+/// The signals a record matched (the pure, parallelisable half of the engine).
+#[derive(Debug, Clone, Default)]
+pub struct Matched {
+    matches: Vec<SignalMatch>,
+    /// No signal matched and the record looks like a failure (ERROR/FATAL, stack trace,
+    /// exception line): an `unknown` unless the correlator is told otherwise.
+    pub unknown_candidate: bool,
+}
+
+impl Matched {
+    /// Whether correlating this record can have any effect.
+    pub fn is_relevant(&self) -> bool {
+        !self.matches.is_empty() || self.unknown_candidate
+    }
+}
+
 /// Reusable buffers so that matching a record that hits nothing does not allocate.
 #[derive(Debug, Default)]
-struct Scratch {
+pub struct Scratch {
     hit: Vec<bool>,
     hit_list: Vec<usize>,
     cands: Vec<(u16, u16)>,
@@ -128,6 +144,10 @@ pub struct Correlator {
     scratch: Scratch,
     /// Include generic unknown findings (records nothing explains).
     pub unknowns: bool,
+    /// Repeats of a fingerprint already emitted carry only identity, counts and evidence
+    /// (for consumers that merge by fingerprint, like the offline diagnosis).
+    pub compact_repeats: bool,
+    seen: HashSet<String>,
 }
 
 const MAX_FACTS_PER_SCOPE: usize = 512;
@@ -156,6 +176,8 @@ impl Correlator {
             referenced,
             scratch: Scratch::default(),
             unknowns: true,
+            compact_repeats: false,
+            seen: HashSet::new(),
         }
     }
 
@@ -165,33 +187,22 @@ impl Correlator {
 
     /// Look at one record; findings it triggers are pushed to `out`.
     pub fn process(&mut self, rec: &LogRecord, out: &mut Vec<Finding>) -> Verdict {
+        let matched = self.set.match_record(rec, &mut self.scratch);
+        self.correlate(rec, matched, out)
+    }
+
+    /// The correlation half of [`Correlator::process`], for a record already matched with
+    /// [`RuleSet::match_record`] (possibly on another thread).
+    pub fn correlate(
+        &mut self,
+        rec: &LogRecord,
+        matched: Matched,
+        out: &mut Vec<Finding>,
+    ) -> Verdict {
         let set = Arc::clone(&self.set);
-        let text = rec.message.as_str();
-        scan(&set, text, &mut self.scratch);
-        let aux = |i: usize, s: &Scratch| {
-            let (p, exact) = set.aux[i];
-            s.hit[p] && (exact || text.contains(AUX_LITERALS[i]))
-        };
-        let aux_exception = aux(0, &self.scratch);
-        let aux_error = aux(1, &self.scratch);
-        let aux_frame = aux(2, &self.scratch);
-        let mut matches: Vec<SignalMatch> = Vec::new();
-        for &(ri, si) in &self.scratch.cands {
-            let rule = &set.rules[ri as usize];
-            let sig = &rule.signals[si as usize];
-            if let Some(caps) = confirm(rule, sig, rec, text) {
-                matches.push(SignalMatch {
-                    rule: ri,
-                    signal: si,
-                    caps,
-                });
-            }
-        }
-        clear_scratch(&mut self.scratch);
+        let matches = matched.matches;
         if matches.is_empty() {
-            let candidate =
-                self.unknowns && is_unknown_candidate(rec, aux_exception || aux_error, aux_frame);
-            if candidate {
+            if self.unknowns && matched.unknown_candidate {
                 out.push(unknown_finding(rec));
                 return Verdict {
                     explained: false,
@@ -307,7 +318,10 @@ impl Correlator {
             }
             evidence.push(ev);
             fired_rules.push(m.rule);
-            out.push(rule_finding(rule, rec, &m.caps, evidence, first_ms, count));
+            let seen = self.compact_repeats.then_some(&mut self.seen);
+            out.push(rule_finding(
+                rule, rec, &m.caps, evidence, first_ms, count, seen,
+            ));
         }
         Verdict {
             explained: true,
@@ -317,6 +331,38 @@ impl Correlator {
 }
 
 impl RuleSet {
+    /// Match one record against every signal: prefilter scan, then confirmation. Pure.
+    pub fn match_record(&self, rec: &LogRecord, scratch: &mut Scratch) -> Matched {
+        let text = rec.message.as_str();
+        scan(self, text, scratch);
+        let aux = |i: usize, s: &Scratch| {
+            let (p, exact) = self.aux[i];
+            s.hit[p] && (exact || text.contains(AUX_LITERALS[i]))
+        };
+        let aux_exception = aux(0, scratch);
+        let aux_error = aux(1, scratch);
+        let aux_frame = aux(2, scratch);
+        let mut matches: Vec<SignalMatch> = Vec::new();
+        for &(ri, si) in &scratch.cands {
+            let rule = &self.rules[ri as usize];
+            let sig = &rule.signals[si as usize];
+            if let Some(caps) = confirm(rule, sig, rec, text) {
+                matches.push(SignalMatch {
+                    rule: ri,
+                    signal: si,
+                    caps,
+                });
+            }
+        }
+        clear_scratch(scratch);
+        let unknown_candidate =
+            matches.is_empty() && is_unknown_candidate(rec, aux_exception || aux_error, aux_frame);
+        Matched {
+            matches,
+            unknown_candidate,
+        }
+    }
+
     /// Whether `text` contains the literals of some fault / escalate / benign signal (its
     /// `all` and `any` literals; regexes are not run). Used by the parser to close such
     /// records early.
@@ -477,6 +523,7 @@ fn rule_finding(
     evidence: Vec<Evidence>,
     first_ms: i64,
     count: u64,
+    seen: Option<&mut HashSet<String>>,
 ) -> Finding {
     let host = caps
         .iter()
@@ -497,8 +544,6 @@ fn rule_finding(
         }
     };
     let entity = rule.entity.render(lookup);
-    let diagnosis = rule.diagnosis.render(lookup);
-    let remediation = rule.remediation.iter().map(|t| t.render(lookup)).collect();
     let escalate = rule.kind == RuleKind::Escalate;
     let (fault_type, source) = if escalate {
         ("unknown".to_string(), FindingSource::Unknown)
@@ -510,6 +555,37 @@ fn rule_finding(
     } else {
         format!("{}:{}:{}", rule.id, rec.cluster, entity)
     };
+    if let Some(seen) = seen {
+        if seen.contains(&fingerprint) {
+            // A repeat the consumer merges by fingerprint: identity, counts and evidence.
+            return Finding {
+                fault_type,
+                source,
+                rule_id: None,
+                title: String::new(),
+                severity: rule.severity,
+                priority: rule.priority,
+                component: String::new(),
+                cluster: String::new(),
+                host,
+                service: String::new(),
+                entity,
+                fingerprint,
+                diagnosis: String::new(),
+                remediation: Vec::new(),
+                references: Vec::new(),
+                captures: BTreeMap::new(),
+                evidence,
+                first_ms,
+                last_ms: rec.event_ms,
+                occurrences: count,
+                trigger_log_id: rec.id,
+            };
+        }
+        seen.insert(fingerprint.clone());
+    }
+    let diagnosis = rule.diagnosis.render(lookup);
+    let remediation = rule.remediation.iter().map(|t| t.render(lookup)).collect();
     Finding {
         fault_type,
         source,
