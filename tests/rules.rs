@@ -269,3 +269,43 @@ fn repeats_of_one_unknown_fault_are_one_finding() {
     assert_eq!(f[0].fault_type, "unknown");
     assert_eq!(f[0].occurrences, 2);
 }
+
+/// The TOML block that follows the line "`<path>`:" in `rules/README.md`.
+fn readme_block(readme: &str, path: &str) -> String {
+    let marker = format!("`{path}`:");
+    let at = readme
+        .find(&marker)
+        .unwrap_or_else(|| panic!("{marker} not in rules/README.md"));
+    let rest = &readme[at..];
+    let start = rest.find("```toml\n").expect("toml block") + "```toml\n".len();
+    let end = rest[start..].find("```").expect("block end");
+    rest[start..start + end].to_string()
+}
+
+/// "Adding a new fault needs one rule file and one case file, no Rust": the README's worked
+/// example, added next to the shipped pack, loads and passes its cases.
+#[test]
+fn the_readme_worked_example_adds_a_fault_with_two_files() {
+    let readme = std::fs::read_to_string(repo("rules/README.md")).unwrap();
+    let rule = readme_block(&readme, "rules/hdfs/hdfs_quota_exceeded.toml");
+    let case = readme_block(&readme, "tests/rules/hdfs/hdfs_quota_exceeded.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    let cases_dir = dir.path().join("cases");
+    std::fs::create_dir_all(rules.join("hdfs")).unwrap();
+    std::fs::create_dir_all(cases_dir.join("hdfs")).unwrap();
+    std::fs::write(rules.join("hdfs/hdfs_quota_exceeded.toml"), rule).unwrap();
+    std::fs::write(cases_dir.join("hdfs/hdfs_quota_exceeded.toml"), case).unwrap();
+    let set = Arc::new(load(&RuleSource::Dir(rules)).expect("the example rule loads"));
+    let reports = cases::run_all(&set, &cases_dir);
+    assert!(reports[0].passed(), "{reports:?}");
+    let f = diagnose_lines(
+        &set,
+        [
+            "put: The NameSpace quota of /data/x is exceeded: quota = 1000 file and directory count = 1001",
+        ],
+    );
+    assert_eq!(f[0].fault_type, "hdfs_quota_exceeded");
+    assert_eq!(f[0].entity, "/data/x");
+    assert!(f[0].remediation[0].contains("hdfs dfs -count -q -h /data/x"));
+}

@@ -628,16 +628,6 @@ fn compile_rule(file: &str, spec: RuleSpec) -> Result<Rule, Vec<RuleError>> {
             format!("{:?} must be lowercase letters, digits and '_'", spec.id),
         );
     }
-    if spec.kind == RuleKind::Fault && !FAULT_CLASSES.contains(&spec.id.as_str()) {
-        err(
-            "id",
-            format!(
-                "{:?} is not a fault class of the taxonomy ({}); use kind = \"escalate\" or \"benign\" for other rules",
-                spec.id,
-                FAULT_CLASSES.join(", ")
-            ),
-        );
-    }
     let stem = std::path::Path::new(file)
         .file_stem()
         .and_then(|s| s.to_str())
