@@ -6,8 +6,8 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::logs::{parse_cursor, parse_time, rfc3339_ms};
-use super::{ApiError, AppState};
+use super::logs::rfc3339_ms;
+use super::{ApiError, AppState, params};
 use crate::storage::{FaultQuery, FaultRow, FaultStatusChange};
 
 #[derive(Debug, Deserialize)]
@@ -104,39 +104,20 @@ fn one_of(name: &str, v: Option<String>, allowed: &[&str]) -> Result<Option<Stri
 }
 
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let p = web::Query::<Params>::from_query(req.query_string())
-        .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?
-        .into_inner();
-    let limit = p.limit.unwrap_or(50);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "`limit` must be between 1 and {MAX_LIMIT}"
-        )));
-    }
+    let p: Params = params::query(&req)?;
+    let limit = params::limit(p.limit, 50, MAX_LIMIT)?;
     let q = FaultQuery {
         status: one_of("status", p.status, &STATUSES)?,
         severity: one_of("severity", p.severity, &SEVERITIES)?,
-        fault_type: p.fault_type.filter(|s| !s.is_empty()),
-        host: p.host.filter(|s| !s.is_empty()),
-        cluster: p.cluster.filter(|s| !s.is_empty()),
-        since_ms: p
-            .since
-            .as_deref()
-            .map(|v| parse_time("since", v))
-            .transpose()?,
-        until_ms: p
-            .until
-            .as_deref()
-            .map(|v| parse_time("until", v))
-            .transpose()?,
-        before: p.cursor.as_deref().map(parse_cursor).transpose()?,
+        fault_type: params::non_empty(p.fault_type),
+        host: params::non_empty(p.host),
+        cluster: params::non_empty(p.cluster),
+        since_ms: params::time("since", p.since.as_deref())?,
+        until_ms: params::time("until", p.until.as_deref())?,
+        before: params::cursor(p.cursor.as_deref())?,
         limit,
     };
-    let rows = state
-        .store
-        .query_faults(&q)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let rows = state.store.query_faults(&q).await?;
     let next_cursor = (rows.len() == limit as usize)
         .then(|| rows.last().map(|r| format!("{}:{}", r.last_seen, r.id)))
         .flatten();
@@ -159,14 +140,9 @@ pub async fn get(
     let row = state
         .store
         .get_fault(id)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
+        .await?
         .ok_or_else(|| ApiError::NotFound(format!("no fault with id {id}")))?;
-    let log_ids = state
-        .store
-        .fault_log_ids(id, 1000)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let log_ids = state.store.fault_log_ids(id, 1000).await?;
     let mut out = FaultOut::from(row);
     out.log_ids = Some(log_ids);
     Ok(HttpResponse::Ok().json(out))
@@ -189,8 +165,7 @@ async fn answer(
             let row = state
                 .store
                 .get_fault(id)
-                .await
-                .map_err(|e| ApiError::Internal(e.into()))?
+                .await?
                 .ok_or_else(|| ApiError::NotFound(format!("no fault with id {id}")))?;
             Ok(HttpResponse::Ok().json(FaultOut::from(row)))
         }
@@ -217,8 +192,7 @@ pub async fn ack(
     let change = state
         .store
         .acknowledge_fault(id, &by, crate::now_ms())
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .await?;
     answer(&state, id, change, "acknowledged").await
 }
 
@@ -227,11 +201,7 @@ pub async fn resolve(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = fault_id(&path)?;
-    let change = state
-        .store
-        .resolve_fault(id, crate::now_ms())
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let change = state.store.resolve_fault(id, crate::now_ms()).await?;
     answer(&state, id, change, "resolved").await
 }
 

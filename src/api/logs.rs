@@ -6,10 +6,10 @@
 //! previous page's `next_cursor`).
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, params};
 use crate::domain::{Layout, Level};
 use crate::storage::{LogQuery, LogRow};
 
@@ -60,25 +60,6 @@ pub fn rfc3339_ms(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
-pub(crate) fn parse_time(name: &str, v: &str) -> Result<i64, ApiError> {
-    DateTime::parse_from_rfc3339(v)
-        .map(|t| t.timestamp_millis())
-        .map_err(|e| {
-            ApiError::BadRequest(format!(
-                "`{name}` must be an RFC 3339 time like 2024-05-12T10:14:12Z: {e}"
-            ))
-        })
-}
-
-pub(crate) fn parse_cursor(c: &str) -> Result<(i64, i64), ApiError> {
-    let bad = || ApiError::BadRequest(format!("invalid cursor `{c}`"));
-    let (t, id) = c.split_once(':').ok_or_else(bad)?;
-    Ok((
-        t.parse().map_err(|_| bad())?,
-        id.parse().map_err(|_| bad())?,
-    ))
-}
-
 impl From<LogRow> for LogOut {
     fn from(r: LogRow) -> Self {
         LogOut {
@@ -102,9 +83,7 @@ impl From<LogRow> for LogOut {
 }
 
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let p = web::Query::<Params>::from_query(req.query_string())
-        .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?
-        .into_inner();
+    let p: Params = params::query(&req)?;
     let min_level = match p.level.as_deref() {
         None | Some("") => None,
         Some(l) => Some(Level::parse_lenient(l).ok_or_else(|| {
@@ -113,38 +92,20 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
             ))
         })?),
     };
-    let limit = p.limit.unwrap_or(100);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "`limit` must be between 1 and {MAX_LIMIT}"
-        )));
-    }
-    let empty_to_none = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let limit = params::limit(p.limit, 100, MAX_LIMIT)?;
     let query = LogQuery {
-        cluster: empty_to_none(p.cluster),
-        host: empty_to_none(p.host),
-        service: empty_to_none(p.service),
+        cluster: params::non_empty(p.cluster),
+        host: params::non_empty(p.host),
+        service: params::non_empty(p.service),
         min_level,
-        since_ms: p
-            .since
-            .as_deref()
-            .map(|v| parse_time("since", v))
-            .transpose()?,
-        until_ms: p
-            .until
-            .as_deref()
-            .map(|v| parse_time("until", v))
-            .transpose()?,
-        text: empty_to_none(p.q),
+        since_ms: params::time("since", p.since.as_deref())?,
+        until_ms: params::time("until", p.until.as_deref())?,
+        text: params::non_empty(p.q),
         fault_id: p.fault_id,
-        before: p.cursor.as_deref().map(parse_cursor).transpose()?,
+        before: params::cursor(p.cursor.as_deref())?,
         limit,
     };
-    let rows = state
-        .store
-        .query_logs(&query)
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("cannot query logs: {e}")))?;
+    let rows = state.store.query_logs(&query).await?;
     let next_cursor = (rows.len() == limit as usize)
         .then(|| rows.last().map(|r| format!("{}:{}", r.event_time, r.id)))
         .flatten();

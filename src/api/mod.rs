@@ -6,6 +6,7 @@ pub mod faults;
 pub mod health;
 pub mod ingest;
 pub mod logs;
+mod params;
 
 use std::sync::Arc;
 

@@ -119,17 +119,10 @@ impl Joiner {
         if !self.open.values().any(|o| o.hit) {
             return;
         }
-        let marks = &mut self.marks;
-        let mut closed: Vec<LogRecord> = self
-            .open
-            .extract_if(|_, o| o.hit && now.saturating_duration_since(o.last_at) > idle)
-            .map(|(k, o)| {
-                mark(marks, &k, o.rec.last_seq);
-                o.rec
-            })
-            .collect();
-        closed.sort_by_key(|r| r.id);
-        out.extend(closed);
+        self.close_where(
+            |o| o.hit && now.saturating_duration_since(o.last_at) > idle,
+            out,
+        );
     }
 
     /// Whether an unrecognised line (`Raw`, level `Unknown`) following a timestamped log4j-family
@@ -205,13 +198,21 @@ impl Joiner {
         max_age: Duration,
         out: &mut Vec<LogRecord>,
     ) {
+        self.close_where(
+            |o| {
+                now.saturating_duration_since(o.last_at) > idle
+                    || now.saturating_duration_since(o.opened_at) > max_age
+            },
+            out,
+        );
+    }
+
+    /// Close the open records satisfying `pred`, pushed in `id` order.
+    fn close_where(&mut self, pred: impl Fn(&OpenRecord) -> bool, out: &mut Vec<LogRecord>) {
         let marks = &mut self.marks;
         let mut closed: Vec<LogRecord> = self
             .open
-            .extract_if(|_, o| {
-                now.saturating_duration_since(o.last_at) > idle
-                    || now.saturating_duration_since(o.opened_at) > max_age
-            })
+            .extract_if(|_, o| pred(o))
             .map(|(k, o)| {
                 mark(marks, &k, o.rec.last_seq);
                 o.rec
@@ -223,17 +224,7 @@ impl Joiner {
 
     /// Close every open record (pushed in `id` order).
     pub fn flush_all(&mut self, out: &mut Vec<LogRecord>) {
-        let marks = &mut self.marks;
-        let mut closed: Vec<LogRecord> = self
-            .open
-            .drain()
-            .map(|(k, o)| {
-                mark(marks, &k, o.rec.last_seq);
-                o.rec
-            })
-            .collect();
-        closed.sort_by_key(|r| r.id);
-        out.extend(closed);
+        self.close_where(|_| true, out);
     }
 
     /// Per stream, the highest seq inside a record closed since the previous call. Once those
