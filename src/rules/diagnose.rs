@@ -12,6 +12,12 @@ use super::engine::{Correlator, Finding, Matched, Scratch, merge_finding, rank_f
 use crate::domain::{Layout, Level, LogRecord, StreamKey};
 use crate::parse::{Joiner, JoinerConfig, LineKind, absorbs_raw, parse_line};
 
+/// What a worker hands back for one chunk: its relevant records (matched) and its line count.
+type ChunkResult = (Vec<(LogRecord, Matched)>, u64);
+
+/// Chunks per worker thread in the fast path (finer chunks overlap scanning and correlating).
+const CHUNKS_PER_THREAD: usize = 8;
+
 /// Below this size a file is diagnosed on one thread, line by line.
 const FAST_PATH_MIN_BYTES: usize = 1 << 20;
 
@@ -102,46 +108,49 @@ impl Diagnosis {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, 8);
-        let t_split = std::time::Instant::now();
-        let chunks = split_at_records(bytes, threads);
+        // More chunks than threads: this thread correlates finished chunks, in order, while
+        // the workers still scan the later ones.
+        let chunks = split_at_records(bytes, threads * CHUNKS_PER_THREAD);
         let received_ms = self.received_ms;
-        let results: Vec<(Vec<(LogRecord, Matched)>, u64)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = chunks
-                .iter()
-                .map(|chunk| {
-                    let (set, stream) = (Arc::clone(&set), Arc::clone(&stream));
-                    scope.spawn(move || candidate_records(&set, &stream, chunk, received_ms))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        });
-        let t_cand = std::time::Instant::now();
-        let n_cand: usize = results.iter().map(|r| r.0.len()).sum();
-        let mut out = Vec::new();
-        for (records, lines) in results {
-            let base = self.next_seq;
-            for (mut r, matched) in records {
-                r.id += base;
-                r.last_seq += base;
-                self.records_seen += 1;
-                self.correlator.correlate(&r, matched, &mut out);
-                for f in out.drain(..) {
-                    self.add(f);
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, ChunkResult)>();
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                let (set, stream, tx, chunks, next) = (&set, &stream, tx.clone(), &chunks, &next);
+                scope.spawn(move || {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(chunk) = chunks.get(i) else { break };
+                        let result = candidate_records(set, stream, chunk, received_ms);
+                        if tx.send((i, result)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            let mut pending: HashMap<usize, ChunkResult> = HashMap::new();
+            let mut want = 0usize;
+            let mut out = Vec::new();
+            for (i, result) in rx {
+                pending.insert(i, result);
+                while let Some((records, lines)) = pending.remove(&want) {
+                    let base = self.next_seq;
+                    for (mut r, matched) in records {
+                        r.id += base;
+                        r.last_seq += base;
+                        self.records_seen += 1;
+                        self.correlator.correlate(&r, matched, &mut out);
+                        for f in out.drain(..) {
+                            self.add(f);
+                        }
+                    }
+                    self.next_seq += lines;
+                    self.lines_seen += lines;
+                    want += 1;
                 }
             }
-            self.next_seq += lines;
-            self.lines_seen += lines;
-        }
-        tracing::debug!(
-            threads,
-            candidates = n_cand,
-            scan_ms = (t_cand - t_split).as_millis() as u64,
-            correlate_ms = t_cand.elapsed().as_millis() as u64,
-            "diagnose fast path"
-        );
+        });
     }
 
     fn drain(&mut self) {
