@@ -98,6 +98,47 @@ pub fn infer_service(file: &str, logger: &str) -> Option<&'static str> {
     service_from_file(file).or_else(|| service_from_logger(logger))
 }
 
+/// The host in a Hadoop daemon log name: `<hadoop|yarn|mapred|hbase>-<user>-<daemon>-<host>.log`
+/// (or `.out`, with a rotation suffix), as written by the `*-daemon.sh` scripts.
+///
+/// ```
+/// use faultline::parse::infer_host;
+/// assert_eq!(infer_host("/var/log/hadoop/hadoop-hdfs-namenode-nn-1.example.com.log.3"), Some("nn-1.example.com"));
+/// assert_eq!(infer_host("yarn-yarn-nodemanager-dn05.out"), Some("dn05"));
+/// assert_eq!(infer_host("flume.log"), None);
+/// ```
+pub fn infer_host(file: &str) -> Option<&str> {
+    const DAEMONS: &[&str] = &[
+        "namenode",
+        "secondarynamenode",
+        "datanode",
+        "journalnode",
+        "zkfc",
+        "resourcemanager",
+        "nodemanager",
+        "historyserver",
+        "timelineserver",
+        "proxyserver",
+        "master",
+        "regionserver",
+    ];
+    let base = file.rsplit(['/', '\\']).next().unwrap_or(file);
+    let mut parts = base.splitn(4, '-');
+    let prefix = parts.next()?;
+    let _user = parts.next()?;
+    let daemon = parts.next()?;
+    let rest = parts.next()?;
+    if !["hadoop", "yarn", "mapred", "hbase"].contains(&prefix) || !DAEMONS.contains(&daemon) {
+        return None;
+    }
+    let end = [".log", ".out"]
+        .iter()
+        .filter_map(|ext| rest.rfind(ext))
+        .max()?;
+    let host = &rest[..end];
+    (!host.is_empty()).then_some(host)
+}
+
 fn service_from_file(file: &str) -> Option<&'static str> {
     let base = file.rsplit(['/', '\\']).next().unwrap_or(file);
     for tok in base.split(['-', '.', '_']) {

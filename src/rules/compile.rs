@@ -185,7 +185,7 @@ impl Template {
             .flatten()
     }
 
-    /// Render with `lookup`; a value that is missing renders as `?`.
+    /// Render with `lookup`; a value that is missing renders as `unknown`.
     pub fn render<'a>(&self, lookup: impl Fn(&str) -> Option<&'a str>) -> String {
         let mut out = String::new();
         for p in &self.parts {
@@ -194,7 +194,7 @@ impl Template {
                 TplPart::Var(alts) => out.push_str(
                     alts.iter()
                         .find_map(|v| lookup(v).filter(|x| !x.is_empty()))
-                        .unwrap_or("?"),
+                        .unwrap_or("unknown"),
                 ),
             }
         }
@@ -949,7 +949,7 @@ mod tests {
         let t = Template::parse("{host} lost {target}.").unwrap();
         assert_eq!(
             t.render(|k| if k == "host" { Some("nn1") } else { None }),
-            "nn1 lost ?."
+            "nn1 lost unknown."
         );
         let t = Template::parse_lenient("ls ${HADOOP_HOME}/{a,b} {host} {target|host}");
         assert_eq!(

@@ -63,12 +63,7 @@ impl Diagnosis {
 
     /// Feed the lines of one stream (a file: its lines carry their host, or none).
     pub fn feed_stream<'a>(&mut self, file: &str, lines: impl IntoIterator<Item = &'a str>) {
-        let stream = Arc::new(StreamKey {
-            cluster: "default".into(),
-            host: String::new(),
-            service: String::new(),
-            file: file.to_string(),
-        });
+        let stream = offline_stream(file);
         let now = Instant::now();
         for line in lines {
             let seq = self.next_seq;
@@ -99,12 +94,7 @@ impl Diagnosis {
             self.feed_stream(file, body.split('\n'));
             return;
         }
-        let stream = Arc::new(StreamKey {
-            cluster: "default".into(),
-            host: String::new(),
-            service: String::new(),
-            file: file.to_string(),
-        });
+        let stream = offline_stream(file);
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, 8);
@@ -198,6 +188,17 @@ pub fn diagnose_lines<'a>(
 /// The label of an excerpt: the primary finding's `fault_type`, or `none`.
 pub fn primary_label(findings: &[Finding]) -> &str {
     findings.first().map_or("none", |f| f.fault_type.as_str())
+}
+
+/// The stream of a file diagnosed offline: its host from a Hadoop daemon log name, else none
+/// (lines may carry their own host prefix).
+fn offline_stream(file: &str) -> Arc<StreamKey> {
+    Arc::new(StreamKey {
+        cluster: "default".into(),
+        host: crate::parse::infer_host(file).unwrap_or("").to_string(),
+        service: String::new(),
+        file: file.to_string(),
+    })
 }
 
 /// Split `bytes` into about `n` chunks, each starting at a line that opens a record (a

@@ -201,8 +201,9 @@ impl Correlator {
     ) -> Verdict {
         let set = Arc::clone(&self.set);
         let matches = matched.matches;
+        let unknown = self.unknowns && matched.unknown_candidate;
         if matches.is_empty() {
-            if self.unknowns && matched.unknown_candidate {
+            if unknown {
                 out.push(unknown_finding(rec));
                 return Verdict {
                     explained: false,
@@ -323,8 +324,11 @@ impl Correlator {
                 rule, rec, &m.caps, evidence, first_ms, count, seen,
             ));
         }
+        if unknown {
+            out.push(unknown_finding(rec));
+        }
         Verdict {
-            explained: true,
+            explained: !unknown,
             findings: out.len() - before,
         }
     }
@@ -355,8 +359,13 @@ impl RuleSet {
             }
         }
         clear_scratch(scratch);
+        // Context signals are facts for other signals, not explanations: a failure that only
+        // they match is still an unknown.
+        let explained = matches
+            .iter()
+            .any(|m| !self.rules[m.rule as usize].signals[m.signal as usize].context);
         let unknown_candidate =
-            matches.is_empty() && is_unknown_candidate(rec, aux_exception || aux_error, aux_frame);
+            !explained && is_unknown_candidate(rec, aux_exception || aux_error, aux_frame);
         Matched {
             matches,
             unknown_candidate,
@@ -383,12 +392,18 @@ impl RuleSet {
     }
 }
 
+/// Correlation scope of a record: its cluster and host, and its file when the stream named one
+/// (a file's records share a scope even when their loggers imply different services), else
+/// its service.
 fn scope_of(rec: &LogRecord) -> u64 {
     let mut h = DefaultHasher::new();
     rec.cluster.hash(&mut h);
     rec.host.hash(&mut h);
-    rec.service.hash(&mut h);
-    rec.source_file.hash(&mut h);
+    if rec.source_file.is_empty() {
+        rec.service.hash(&mut h);
+    } else {
+        rec.source_file.hash(&mut h);
+    }
     h.finish()
 }
 
