@@ -78,6 +78,28 @@ pub struct Joiner {
     /// Per stream, the highest `last_seq` of a record closed since the last `take_marks`.
     marks: HashMap<StreamId, u64>,
     hit_classifier: Option<HitClassifier>,
+    service_memo: ServiceMemo,
+}
+
+/// The last `infer_service` answer: consecutive records of a stream mostly share a logger.
+#[derive(Debug, Default)]
+struct ServiceMemo {
+    file: String,
+    logger: String,
+    service: &'static str,
+}
+
+impl ServiceMemo {
+    fn infer(&mut self, file: &str, logger: &str) -> &'static str {
+        if self.logger != logger || self.file != file {
+            self.service = infer_service(file, logger).unwrap_or("");
+            self.logger.clear();
+            self.logger.push_str(logger);
+            self.file.clear();
+            self.file.push_str(file);
+        }
+        self.service
+    }
 }
 
 /// Remember that `stream`'s lines up to `last_seq` are inside closed records.
@@ -104,6 +126,7 @@ impl Joiner {
             join_unrecognised: true,
             marks: HashMap::new(),
             hit_classifier: None,
+            service_memo: ServiceMemo::default(),
         }
     }
 
@@ -170,7 +193,16 @@ impl Joiner {
                     return;
                 }
             }
-            let mut fresh = open_record(&self.cfg, stream, seq, received_ms, line, &parsed, now);
+            let mut fresh = open_record(
+                &self.cfg,
+                &mut self.service_memo,
+                stream,
+                seq,
+                received_ms,
+                line,
+                &parsed,
+                now,
+            );
             fresh.hit = self
                 .hit_classifier
                 .as_ref()
@@ -179,7 +211,16 @@ impl Joiner {
             mark(&mut self.marks, stream, closed.rec.last_seq);
             out.push(closed.rec);
         } else {
-            let mut fresh = open_record(&self.cfg, stream, seq, received_ms, line, &parsed, now);
+            let mut fresh = open_record(
+                &self.cfg,
+                &mut self.service_memo,
+                stream,
+                seq,
+                received_ms,
+                line,
+                &parsed,
+                now,
+            );
             fresh.hit = self
                 .hit_classifier
                 .as_ref()
@@ -246,8 +287,11 @@ impl Joiner {
 
 /// A new open record from `parsed` (parsed from `line`): a header, or an orphan when `parsed`
 /// is a continuation.
+// Private helper called from two places with the joiner's disjoint fields.
+#[allow(clippy::too_many_arguments)]
 fn open_record(
     cfg: &JoinerConfig,
+    memo: &mut ServiceMemo,
     stream: &StreamKey,
     seq: u64,
     received_ms: i64,
@@ -272,9 +316,7 @@ fn open_record(
         _ => parsed.message,
     };
     let service = if stream.service.is_empty() {
-        infer_service(&stream.file, parsed.logger)
-            .unwrap_or("")
-            .to_owned()
+        memo.infer(&stream.file, parsed.logger).to_owned()
     } else {
         stream.service.clone()
     };

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use super::compile::RuleSet;
 use super::engine::{Correlator, Finding, Matched, Scratch, merge_finding, rank_findings};
+use super::fxhash::{FxBuildHasher, FxHashMap};
 use crate::domain::{Layout, Level, LogRecord, StreamKey};
 use crate::parse::{Joiner, JoinerConfig, LineKind, absorbs_raw, parse_line};
 
@@ -26,7 +27,7 @@ pub struct Diagnosis {
     correlator: Correlator,
     joiner: Joiner,
     findings: Vec<Finding>,
-    by_fingerprint: HashMap<String, usize>,
+    by_fingerprint: FxHashMap<String, usize>,
     next_seq: u64,
     received_ms: i64,
     records: Vec<LogRecord>,
@@ -46,7 +47,7 @@ impl Diagnosis {
             correlator,
             joiner: Joiner::new(JoinerConfig::default()),
             findings: Vec::new(),
-            by_fingerprint: HashMap::new(),
+            by_fingerprint: FxHashMap::default(),
             next_seq: 1,
             received_ms: crate::now_ms(),
             records: Vec::new(),
@@ -327,24 +328,29 @@ fn candidate_records(
     let mut scratch = Scratch::default();
     // Matching is a pure function of (level, service, logger, message); retry loops and
     // repeated errors print the same message over and over, so remember recent answers.
-    let mut memo: HashMap<(Level, String, String, String), Matched> = HashMap::new();
+    // Keyed by a hash of the four fields; a hit is verified field by field (no clones).
+    let hasher = FxBuildHasher::default();
+    let mut memo: FxHashMap<u64, (LogRecord, Matched)> = FxHashMap::default();
     let matched = out
         .into_iter()
         .filter_map(|r| {
-            let key = (
-                r.level,
-                r.service.clone(),
-                r.logger.clone(),
-                r.message.clone(),
-            );
+            use std::hash::BuildHasher as _;
+            let key = hasher.hash_one((r.level, &r.service, &r.logger, &r.message));
             let m = match memo.get(&key) {
-                Some(m) => m.clone(),
-                None => {
+                Some((k, m))
+                    if k.level == r.level
+                        && k.service == r.service
+                        && k.logger == r.logger
+                        && k.message == r.message =>
+                {
+                    m.clone()
+                }
+                _ => {
                     let m = set.match_record(&r, &mut scratch);
                     if memo.len() >= MATCH_MEMO_ENTRIES {
                         memo.clear();
                     }
-                    memo.insert(key, m.clone());
+                    memo.insert(key, (r.clone(), m.clone()));
                     m
                 }
             };

@@ -6,7 +6,6 @@
 //! A record that no signal explains and that looks like a failure (ERROR/FATAL, a stack
 //! trace, an exception line) becomes an `unknown` finding keyed by its message template.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, LazyLock};
@@ -147,7 +146,7 @@ pub struct Correlator {
     /// Repeats of a fingerprint already emitted carry only identity, counts and evidence
     /// (for consumers that merge by fingerprint, like the offline diagnosis).
     pub compact_repeats: bool,
-    seen: HashSet<String>,
+    seen: super::fxhash::FxHashSet<String>,
 }
 
 const MAX_FACTS_PER_SCOPE: usize = 512;
@@ -177,7 +176,7 @@ impl Correlator {
             scratch: Scratch::default(),
             unknowns: true,
             compact_repeats: false,
-            seen: HashSet::new(),
+            seen: Default::default(),
         }
     }
 
@@ -396,7 +395,7 @@ impl RuleSet {
 /// (a file's records share a scope even when their loggers imply different services), else
 /// its service.
 fn scope_of(rec: &LogRecord) -> u64 {
-    let mut h = DefaultHasher::new();
+    let mut h = super::fxhash::FxHasher::default();
     rec.cluster.hash(&mut h);
     rec.host.hash(&mut h);
     if rec.source_file.is_empty() {
@@ -538,7 +537,7 @@ fn rule_finding(
     evidence: Vec<Evidence>,
     first_ms: i64,
     count: u64,
-    seen: Option<&mut HashSet<String>>,
+    seen: Option<&mut super::fxhash::FxHashSet<String>>,
 ) -> Finding {
     let host = caps
         .iter()

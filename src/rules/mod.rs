@@ -11,6 +11,7 @@ pub mod compile;
 pub mod diagnose;
 pub mod engine;
 pub mod eval;
+pub mod fxhash;
 pub mod spec;
 
 use std::path::{Path, PathBuf};
