@@ -170,6 +170,12 @@ impl Joiner {
     ) {
         let parsed = parse_line(line);
         let unrecognised = parsed.layout == Layout::Raw && parsed.level == Level::Unknown;
+        let (cfg, memo, classifier) = (&self.cfg, &mut self.service_memo, &self.hit_classifier);
+        let mut make = || {
+            let mut fresh = open_record(cfg, memo, stream, seq, received_ms, line, &parsed, now);
+            fresh.hit = classifier.as_ref().is_some_and(|f| f(parsed.message));
+            fresh
+        };
         if let Some(open) = self.open.get_mut(stream) {
             let joins = match parsed.kind {
                 LineKind::Continuation => true,
@@ -193,38 +199,12 @@ impl Joiner {
                     return;
                 }
             }
-            let mut fresh = open_record(
-                &self.cfg,
-                &mut self.service_memo,
-                stream,
-                seq,
-                received_ms,
-                line,
-                &parsed,
-                now,
-            );
-            fresh.hit = self
-                .hit_classifier
-                .as_ref()
-                .is_some_and(|f| f(parsed.message));
+            let fresh = make();
             let closed = std::mem::replace(open, fresh);
             mark(&mut self.marks, stream, closed.rec.last_seq);
             out.push(closed.rec);
         } else {
-            let mut fresh = open_record(
-                &self.cfg,
-                &mut self.service_memo,
-                stream,
-                seq,
-                received_ms,
-                line,
-                &parsed,
-                now,
-            );
-            fresh.hit = self
-                .hit_classifier
-                .as_ref()
-                .is_some_and(|f| f(parsed.message));
+            let fresh = make();
             self.open.insert(Arc::clone(stream), fresh);
         }
     }
