@@ -496,6 +496,7 @@ impl RuleSet {
                     let id = intern(lit, &mut literal_list, &mut literal_signals);
                     literal_signals[id].push(key);
                 } else if let Some(re) = &sig.regex {
+                    // Already ASCII-rewritten when the signal was compiled.
                     fallback_regex.push(re.as_str().to_string());
                     fallback_sig.push(key);
                 }
@@ -816,7 +817,7 @@ fn compile_signal(
     let mut caps = Vec::new();
     let mut re = |field: &str, pat: &Option<String>| -> Option<Regex> {
         let p = pat.as_ref()?;
-        match Regex::new(p) {
+        match Regex::new(&super::ascii::ascii_perl_classes(p)) {
             Ok(r) => {
                 caps.extend(r.capture_names().flatten().map(str::to_string));
                 Some(r)

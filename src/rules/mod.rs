@@ -6,6 +6,7 @@
 //! - [`diagnose`]: the offline runner over files / excerpts (shared by the CLI, eval and tests);
 //! - [`cases`]: each rule's case file; [`eval`]: scoring against a labelled corpus.
 
+mod ascii;
 pub mod cases;
 pub mod compile;
 pub mod diagnose;
