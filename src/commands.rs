@@ -154,23 +154,10 @@ pub fn diagnose(
             d.feed_bytes("-", &b);
             continue;
         }
-        let f = std::fs::File::open(file).with_context(|| format!("reading {}", file.display()))?;
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        // SAFETY: the map is read-only and dropped before returning; a log file truncated
-        // while we read it could fault (SIGBUS), so small and special files are read instead.
-        let map = if len >= 1 << 20 && f.metadata().is_ok_and(|m| m.is_file()) {
-            unsafe { memmap2::Mmap::map(&f) }.ok()
-        } else {
-            None
-        };
-        match map {
-            Some(m) => d.feed_bytes(&file.display().to_string(), &m),
-            None => {
-                let bytes =
-                    std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-                d.feed_bytes(&file.display().to_string(), &bytes);
-            }
-        }
+        // Read, not memory-mapped: a live log truncated by logrotate while it is mapped would
+        // kill the process with SIGBUS.
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        d.feed_bytes(&file.display().to_string(), &bytes);
     }
     let findings = d.finish();
     out.write_all(render_findings(&findings, format).as_bytes())?;

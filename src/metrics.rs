@@ -57,6 +57,8 @@ pub struct Metrics {
     pub rule_panics: IntCounter,
     /// Rule set reloads, by result (ok / error).
     pub rule_reloads: IntCounterVec,
+    /// Findings the database refused even alone (each is logged).
+    pub findings_dropped: IntCounter,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -229,6 +231,11 @@ impl Metrics {
                 &r,
                 "rule_panics_total",
                 "Records on which the rule engine panicked (skipped, logged).",
+            ),
+            findings_dropped: counter(
+                &r,
+                "findings_dropped_total",
+                "Findings the database refused even alone (each is logged as an error).",
             ),
             rule_reloads: counter_vec(
                 &r,

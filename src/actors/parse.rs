@@ -42,6 +42,8 @@ pub struct ParseActor {
     reader: WalReader,
     wal: Arc<WalShared>,
     joiner: Joiner,
+    /// The live rules, for the joiner's early close of records that look like faults.
+    rule_set: Option<Arc<RulesHandle>>,
     streams: HashMap<StreamKey, StreamId>,
     rules: Addr<RulesActor>,
     metrics: Arc<Metrics>,
@@ -75,13 +77,7 @@ impl ParseActor {
         health: Arc<PipelineHealth>,
         rule_set: Option<Arc<RulesHandle>>,
     ) -> Self {
-        let mut joiner = Joiner::new(cfg.joiner);
-        if let Some(handle) = rule_set {
-            // Records whose header hits a rule literal are closed after `join_idle_hit`.
-            joiner.set_hit_classifier(Box::new(move |msg: &str| {
-                handle.current().has_signal_literals(msg)
-            }));
-        }
+        let joiner = new_joiner(&cfg, rule_set.as_ref());
         let mut reader = WalReader::new(wal.clone());
         reader.seek(wal.committed());
         let replay = wal.marks();
@@ -91,6 +87,7 @@ impl ParseActor {
             replay_until,
             step_scheduled: false,
             joiner,
+            rule_set,
             cfg,
             reader,
             sent_checkpoint: wal.committed(),
@@ -252,6 +249,18 @@ impl ParseActor {
     }
 }
 
+/// A joiner that closes records whose header hits a rule literal after `join_idle_hit`.
+fn new_joiner(cfg: &ParseConfig, rules: Option<&Arc<RulesHandle>>) -> Joiner {
+    let mut joiner = Joiner::new(cfg.joiner);
+    if let Some(handle) = rules {
+        let handle = Arc::clone(handle);
+        joiner.set_hit_classifier(Box::new(move |msg: &str| {
+            handle.current().has_signal_literals(msg)
+        }));
+    }
+    joiner
+}
+
 /// Run `push` for every line of `entry`. A panic inside `push` is contained to the line that
 /// caused it: that line is emitted verbatim as a raw record and the next line goes on (actix
 /// would not restart an actor whose handler panicked). Returns how many lines panicked.
@@ -314,7 +323,7 @@ impl Supervised for ParseActor {
             .with_label_values(&["parse"])
             .inc();
         // Fresh transient state: forget open records and rewind to what is stored.
-        self.joiner = Joiner::new(self.cfg.joiner);
+        self.joiner = new_joiner(&self.cfg, self.rule_set.as_ref());
         self.streams.clear();
         self.busy = false;
         let committed = self.wal.committed();

@@ -80,6 +80,7 @@ impl Handler<Records> for RecordActor {
                 Ok((msg, salvage)) => {
                     this.metrics.records_truncated.inc_by(salvage.truncated);
                     this.metrics.records_dropped.inc_by(salvage.dropped);
+                    this.metrics.findings_dropped.inc_by(salvage.findings_dropped);
                     let lines: u64 = msg.records.iter().map(|r| u64::from(r.line_count)).sum();
                     this.metrics.records_stored.inc_by(msg.records.len() as u64);
                     this.metrics.lines_stored.inc_by(lines);

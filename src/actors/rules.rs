@@ -13,7 +13,24 @@ use actix::prelude::*;
 use super::messages::{Records, StageError};
 use super::record::RecordActor;
 use crate::metrics::Metrics;
-use crate::rules::{Correlator, RulesHandle};
+use crate::rules::engine::merge_finding;
+use crate::rules::{Correlator, Finding, RulesHandle};
+
+/// One finding per fingerprint per batch (a burst of repeats is one upsert), in first-seen order.
+fn merge_by_fingerprint(findings: Vec<Finding>) -> Vec<Finding> {
+    let mut out: Vec<Finding> = Vec::with_capacity(findings.len());
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for f in findings {
+        match index.get(&f.fingerprint) {
+            Some(&i) => merge_finding(&mut out[i], f),
+            None => {
+                index.insert(f.fingerprint.clone(), out.len());
+                out.push(f);
+            }
+        }
+    }
+    out
+}
 
 pub struct RulesActor {
     record: Addr<RecordActor>,
@@ -61,13 +78,16 @@ impl Supervised for RulesActor {
 }
 
 impl Handler<Records> for RulesActor {
-    type Result = ResponseFuture<Result<(), StageError>>;
+    type Result = ResponseActFuture<Self, Result<(), StageError>>;
 
     fn handle(&mut self, mut msg: Records, _: &mut Self::Context) -> Self::Result {
         if !Arc::ptr_eq(&self.rules.current(), self.correlator.rule_set()) {
             tracing::info!("rule set changed; correlation state restarts");
             self.fresh_correlator();
         }
+        // If the batch is not stored it comes again (Parse rewinds): its effect on the
+        // windows is undone then, so nothing is counted twice.
+        self.correlator.begin_batch();
         let timer = self.metrics.rules_seconds.start_timer();
         let mut findings = Vec::new();
         for rec in &msg.records {
@@ -89,14 +109,21 @@ impl Handler<Records> for RulesActor {
                 .with_label_values(&[f.fault_type.as_str(), f.source.as_str()])
                 .inc();
         }
-        msg.findings = findings;
+        msg.findings = merge_by_fingerprint(findings);
         let record = self.record.clone();
         let depth = self.metrics.queue_depth.with_label_values(&["record"]);
-        Box::pin(async move {
+        let fut = async move {
             depth.inc();
             let res = record.send(msg).await;
             depth.dec();
             res?
-        })
+        };
+        Box::pin(fut.into_actor(self).map(|res, this, _| {
+            match &res {
+                Ok(()) => this.correlator.commit_batch(),
+                Err(_) => this.correlator.rollback_batch(),
+            }
+            res
+        }))
     }
 }

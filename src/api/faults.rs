@@ -20,7 +20,7 @@ struct Params {
     cluster: Option<String>,
     since: Option<String>,
     until: Option<String>,
-    limit: Option<u32>,
+    limit: Option<String>,
     cursor: Option<String>,
 }
 
@@ -105,7 +105,7 @@ fn one_of(name: &str, v: Option<String>, allowed: &[&str]) -> Result<Option<Stri
 
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let p: Params = params::query(&req)?;
-    let limit = params::limit(p.limit, 50, MAX_LIMIT)?;
+    let limit = params::limit(p.limit.as_deref(), 50, MAX_LIMIT)?;
     let q = FaultQuery {
         status: one_of("status", p.status, &STATUSES)?,
         severity: one_of("severity", p.severity, &SEVERITIES)?,

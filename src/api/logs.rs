@@ -24,7 +24,7 @@ struct Params {
     until: Option<String>,
     q: Option<String>,
     fault_id: Option<i64>,
-    limit: Option<u32>,
+    limit: Option<String>,
     cursor: Option<String>,
 }
 
@@ -92,7 +92,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
             ))
         })?),
     };
-    let limit = params::limit(p.limit, 100, MAX_LIMIT)?;
+    let limit = params::limit(p.limit.as_deref(), 100, MAX_LIMIT)?;
     let query = LogQuery {
         cluster: params::non_empty(p.cluster),
         host: params::non_empty(p.host),

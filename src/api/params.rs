@@ -14,9 +14,14 @@ pub(crate) fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiErro
         .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))
 }
 
-/// `limit`, defaulted and checked against `1..=max`.
-pub(crate) fn limit(v: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
-    let limit = v.unwrap_or(default);
+/// `limit`, defaulted (also when empty) and checked against `1..=max`.
+pub(crate) fn limit(v: Option<&str>, default: u32, max: u32) -> Result<u32, ApiError> {
+    let limit = match v.filter(|s| !s.is_empty()) {
+        None => default,
+        Some(s) => s
+            .parse()
+            .map_err(|_| ApiError::BadRequest(format!("`limit` must be a number, not `{s}`")))?,
+    };
     if (1..=max).contains(&limit) {
         Ok(limit)
     } else {
@@ -43,15 +48,16 @@ pub(crate) fn time(name: &str, v: Option<&str>) -> Result<Option<i64>, ApiError>
 
 /// A `next_cursor` of the form `<ms>:<id>`.
 pub(crate) fn cursor(c: Option<&str>) -> Result<Option<(i64, i64)>, ApiError> {
-    c.map(|c| {
-        let bad = || ApiError::BadRequest(format!("invalid cursor `{c}`"));
-        let (t, id) = c.split_once(':').ok_or_else(bad)?;
-        Ok((
-            t.parse().map_err(|_| bad())?,
-            id.parse().map_err(|_| bad())?,
-        ))
-    })
-    .transpose()
+    c.filter(|c| !c.is_empty())
+        .map(|c| {
+            let bad = || ApiError::BadRequest(format!("invalid cursor `{c}`"));
+            let (t, id) = c.split_once(':').ok_or_else(bad)?;
+            Ok((
+                t.parse().map_err(|_| bad())?,
+                id.parse().map_err(|_| bad())?,
+            ))
+        })
+        .transpose()
 }
 
 /// `Some(v)` unless empty.

@@ -464,10 +464,10 @@ impl RuleSet {
         if !errors.is_empty() {
             return Err(RuleSetError { errors });
         }
-        Ok(Self::build(rules))
+        Self::build(rules)
     }
 
-    fn build(rules: Vec<Rule>) -> RuleSet {
+    fn build(rules: Vec<Rule>) -> Result<RuleSet, RuleSetError> {
         // Key literals: every `any` literal, or the longest `all` literal.
         let mut literal_ids: HashMap<String, usize> = HashMap::new();
         let mut literal_list: Vec<String> = Vec::new();
@@ -553,7 +553,8 @@ impl RuleSet {
                         .match_kind(MatchKind::Standard)
                         .build(&patterns)
                 })
-                .ok()
+                .map_err(|e| set_error(format!("the literal prefilter cannot be built: {e}")))
+                .map(Some)?
         };
         let scanner = if patterns.is_empty() {
             None
@@ -580,16 +581,19 @@ impl RuleSet {
         let fallback = if fallback_regex.is_empty() {
             None
         } else {
-            RegexSet::new(&fallback_regex)
-                .ok()
-                .map(|set| (set, fallback_sig))
+            let set = RegexSet::new(&fallback_regex).map_err(|e| {
+                set_error(format!(
+                    "the regexes of signals without literals cannot be combined: {e}"
+                ))
+            })?;
+            Some((set, fallback_sig))
         };
         let max_window_ms = rules
             .iter()
             .flat_map(|r| r.signals.iter().map(|s| s.within_ms))
             .max()
             .unwrap_or(0);
-        RuleSet {
+        Ok(RuleSet {
             rules,
             prefilter,
             scanner,
@@ -598,7 +602,7 @@ impl RuleSet {
             fallback,
             max_window_ms,
             literals: all_literals.into_iter().collect(),
-        }
+        })
     }
 
     /// The rule with this id.
@@ -608,6 +612,17 @@ impl RuleSet {
 }
 
 const DEFAULT_WINDOW_MS: i64 = 10 * 60_000;
+
+/// An error of the rule set as a whole (no single file to blame).
+fn set_error(reason: String) -> RuleSetError {
+    RuleSetError {
+        errors: vec![RuleError {
+            file: "(rule set)".into(),
+            field: String::new(),
+            reason,
+        }],
+    }
+}
 
 fn compile_rule(file: &str, spec: RuleSpec) -> Result<Rule, Vec<RuleError>> {
     let mut errors = Vec::new();

@@ -230,9 +230,11 @@ fn split_at_records(bytes: &[u8], n: usize) -> Vec<&[u8]> {
                 break;
             }
         }
-        if pos < bytes.len() {
-            cuts.push(pos);
+        if pos >= bytes.len() {
+            // No record starts after this point: later cuts would scan the same tail.
+            break;
         }
+        cuts.push(pos);
     }
     cuts.push(bytes.len());
     cuts.windows(2).map(|w| &bytes[w[0]..w[1]]).collect()

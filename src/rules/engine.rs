@@ -75,6 +75,8 @@ pub struct Finding {
 
 /// Most lines of one record kept as evidence.
 pub const EVIDENCE_LINES_PER_RECORD: usize = 12;
+/// Longest evidence line kept (longer ones are cut, marked).
+pub const EVIDENCE_LINE_BYTES: usize = 2048;
 /// Most records kept as evidence of one finding.
 pub const EVIDENCE_RECORDS: usize = 10;
 
@@ -86,7 +88,7 @@ struct SignalMatch {
     caps: Vec<(String, String)>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Fact {
     rule: u16,
     signal: u16,
@@ -94,12 +96,15 @@ struct Fact {
     caps: Vec<(String, String)>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct ScopeState {
     facts: VecDeque<Fact>,
     /// Per (rule, signal, group value): recent matches (time, evidence).
     counts: HashMap<(u16, u16, String), VecDeque<(i64, Evidence)>>,
+    /// Latest event time seen in this scope (for eviction).
     last_ms: i64,
+    /// When the count groups are next swept for expired windows.
+    next_sweep_ms: i64,
 }
 
 /// The signals a record matched (the pure, parallelisable half of the engine).
@@ -147,6 +152,9 @@ pub struct Correlator {
     /// (for consumers that merge by fingerprint, like the offline diagnosis).
     pub compact_repeats: bool,
     seen: super::fxhash::FxHashSet<String>,
+    /// While a batch is open: each touched scope's state before the batch (`None`: it did not
+    /// exist), so that a batch the database did not store can be undone.
+    undo: Option<HashMap<u64, Option<ScopeState>>>,
 }
 
 const MAX_FACTS_PER_SCOPE: usize = 512;
@@ -177,11 +185,73 @@ impl Correlator {
             unknowns: true,
             compact_repeats: false,
             seen: Default::default(),
+            undo: None,
         }
     }
 
     pub fn rule_set(&self) -> &Arc<RuleSet> {
         &self.set
+    }
+
+    /// Start a batch whose effect on the correlation state can be undone with
+    /// [`Correlator::rollback_batch`] (when its records were not stored and will be replayed).
+    pub fn begin_batch(&mut self) {
+        self.undo = Some(HashMap::new());
+    }
+
+    /// Keep the batch's effect.
+    pub fn commit_batch(&mut self) {
+        self.undo = None;
+    }
+
+    /// Restore every scope the batch touched to its state before the batch.
+    pub fn rollback_batch(&mut self) {
+        if let Some(undo) = self.undo.take() {
+            for (key, prior) in undo {
+                match prior {
+                    Some(state) => {
+                        self.scopes.insert(key, state);
+                    }
+                    None => {
+                        self.scopes.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Make room for a new scope: drop scopes whose windows have all expired, then (if still
+    /// full) the half least recently seen.
+    fn evict_scopes(&mut self, now: i64) {
+        let horizon = now.saturating_sub(self.set.max_window_ms);
+        let mut undo = self.undo.take();
+        let mut drop_scope = |key: u64, state: ScopeState| {
+            if let Some(u) = &mut undo {
+                u.entry(key).or_insert(Some(state));
+            }
+        };
+        let expired: Vec<u64> = self
+            .scopes
+            .iter()
+            .filter(|(_, st)| st.last_ms < horizon)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in expired {
+            if let Some(st) = self.scopes.remove(&k) {
+                drop_scope(k, st);
+            }
+        }
+        if self.scopes.len() >= MAX_SCOPES {
+            let mut by_age: Vec<(i64, u64)> =
+                self.scopes.iter().map(|(k, st)| (st.last_ms, *k)).collect();
+            by_age.sort_unstable();
+            for (_, k) in by_age.into_iter().take(MAX_SCOPES / 2) {
+                if let Some(st) = self.scopes.remove(&k) {
+                    drop_scope(k, st);
+                }
+            }
+        }
+        self.undo = undo;
     }
 
     /// Look at one record; findings it triggers are pushed to `out`.
@@ -213,13 +283,17 @@ impl Correlator {
         }
         let before = out.len();
         let scope_key = scope_of(rec);
+        let now = rec.event_ms;
         if self.scopes.len() >= MAX_SCOPES && !self.scopes.contains_key(&scope_key) {
-            self.scopes.clear();
+            self.evict_scopes(now);
+        }
+        if let Some(undo) = &mut self.undo {
+            undo.entry(scope_key)
+                .or_insert_with(|| self.scopes.get(&scope_key).cloned());
         }
         let scope = self.scopes.entry(scope_key).or_default();
-        let now = rec.event_ms;
         scope.last_ms = scope.last_ms.max(now);
-        prune(scope, now, set.max_window_ms);
+        prune(scope, now, &set);
         // Facts first: a `requires` may be satisfied by the same record.
         for m in &matches {
             if self.referenced.contains(&(m.rule, m.signal)) {
@@ -333,6 +407,9 @@ impl Correlator {
     }
 }
 
+/// Bytes of a header looked at by [`RuleSet::has_signal_literals`].
+const CLASSIFY_BYTES: usize = 8 * 1024;
+
 impl RuleSet {
     /// Match one record against every signal: prefilter scan, then confirmation. Pure.
     pub fn match_record(&self, rec: &LogRecord, scratch: &mut Scratch) -> Matched {
@@ -378,10 +455,27 @@ impl RuleSet {
         let Some(ac) = &self.prefilter else {
             return false;
         };
+        // A header decides early closing: its first bytes are enough, and each pattern is
+        // confirmed once (a long line of repeats must stay linear).
+        let mut end = text.len().min(CLASSIFY_BYTES);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let text = &text[..end];
+        let mut checked: u128 = 0;
+        let mut checked_more: HashSet<usize> = HashSet::new();
         ac.find_overlapping_iter(text).any(|m| {
-            self.pattern_signals[m.pattern().as_usize()]
-                .iter()
-                .any(|&(ri, si)| {
+            let p = m.pattern().as_usize();
+            let first = if p < 128 {
+                let bit = 1u128 << p;
+                let fresh = checked & bit == 0;
+                checked |= bit;
+                fresh
+            } else {
+                checked_more.insert(p)
+            };
+            first
+                && self.pattern_signals[p].iter().any(|&(ri, si)| {
                     let sig = &self.rules[ri as usize].signals[si as usize];
                     !sig.context
                         && sig.all.iter().all(|l| text.contains(l.as_str()))
@@ -406,14 +500,24 @@ fn scope_of(rec: &LogRecord) -> u64 {
     h.finish()
 }
 
-fn prune(scope: &mut ScopeState, now: i64, max_window_ms: i64) {
-    let horizon = now.saturating_sub(max_window_ms);
+/// Count groups are swept at most this often (event time) per scope.
+const SWEEP_INTERVAL_MS: i64 = 1_000;
+
+/// Drop facts older than the longest window, and (at most once per `SWEEP_INTERVAL_MS`)
+/// count groups whose own signal's window has passed.
+fn prune(scope: &mut ScopeState, now: i64, set: &RuleSet) {
+    let horizon = now.saturating_sub(set.max_window_ms);
     while scope.facts.front().is_some_and(|f| f.at_ms < horizon) {
         scope.facts.pop_front();
     }
-    scope
-        .counts
-        .retain(|_, q| q.back().is_some_and(|(t, _)| *t >= horizon));
+    if now >= scope.next_sweep_ms || now < scope.next_sweep_ms - SWEEP_INTERVAL_MS {
+        scope.next_sweep_ms = now.saturating_add(SWEEP_INTERVAL_MS);
+        scope.counts.retain(|(r, sg, _), q| {
+            let within = set.rules[*r as usize].signals[*sg as usize].within_ms;
+            q.back()
+                .is_some_and(|(t, _)| *t >= now.saturating_sub(within) && *t <= now)
+        });
+    }
 }
 
 /// Fill `s.hit_list` / `s.cands` with the automaton patterns found in `text` and the signals
@@ -517,7 +621,17 @@ fn evidence_of(rec: &LogRecord, max_lines: usize) -> Evidence {
         .message
         .split('\n')
         .take(max_lines)
-        .map(str::to_string)
+        .map(|l| {
+            if l.len() <= EVIDENCE_LINE_BYTES {
+                l.to_string()
+            } else {
+                let mut end = EVIDENCE_LINE_BYTES;
+                while !l.is_char_boundary(end) {
+                    end -= 1;
+                }
+                format!("{} [... {} more bytes]", &l[..end], l.len() - end)
+            }
+        })
         .collect();
     let total = rec.message.split('\n').count();
     if total > max_lines {
@@ -767,6 +881,105 @@ pub fn rank_findings(findings: &mut [Finding]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Layout;
+
+    fn rec(id: u64, ms: i64, file: &str, msg: &str) -> LogRecord {
+        LogRecord {
+            id,
+            last_seq: id,
+            received_ms: ms,
+            event_ms: ms,
+            cluster: "c".into(),
+            host: "gw".into(),
+            service: String::new(),
+            source_file: file.into(),
+            level: Level::Info,
+            logger: String::new(),
+            thread: String::new(),
+            message: msg.into(),
+            layout: Layout::Syslog,
+            line_count: 1,
+        }
+    }
+
+    const PAM: &str = "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.77";
+
+    fn correlator() -> Correlator {
+        Correlator::new(Arc::new(
+            crate::rules::load(&crate::rules::RuleSource::Embedded).unwrap(),
+        ))
+    }
+
+    #[test]
+    fn a_rolled_back_batch_leaves_no_trace_in_the_windows() {
+        let mut c = correlator();
+        let mut out = Vec::new();
+        let t0 = 1_700_000_000_000;
+        let batch: Vec<LogRecord> = (0..4)
+            .map(|i| rec(i, t0 + i as i64, "/var/log/auth.log", PAM))
+            .collect();
+        c.begin_batch();
+        batch.iter().for_each(|r| {
+            c.process(r, &mut out);
+        });
+        c.rollback_batch();
+        c.begin_batch();
+        batch.iter().for_each(|r| {
+            c.process(r, &mut out);
+        });
+        c.commit_batch();
+        assert!(
+            out.is_empty(),
+            "4 failures replayed are still 4, not 8: {out:#?}"
+        );
+        c.process(&rec(9, t0 + 9, "/var/log/auth.log", PAM), &mut out);
+        assert_eq!(out.len(), 1, "the 5th failure fires");
+    }
+
+    #[test]
+    fn count_groups_expire_with_their_own_window() {
+        let mut c = correlator();
+        let mut out = Vec::new();
+        let t0 = 1_700_000_000_000i64;
+        // 20 000 failures from distinct hosts, 72 ms apart (24 min): the 10 min window keeps
+        // at most ~8 300 groups alive, whatever the longest window of the pack (1 day).
+        for i in 0..20_000u64 {
+            let msg = format!(
+                "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=198.{}.{}.{}",
+                i >> 16,
+                (i >> 8) & 255,
+                i & 255
+            );
+            c.process(
+                &rec(i, t0 + (i as i64) * 72, "/var/log/auth.log", &msg),
+                &mut out,
+            );
+        }
+        let groups: usize = c.scopes.values().map(|s| s.counts.len()).sum();
+        assert!(groups <= 8_400, "{groups} count groups kept");
+    }
+
+    #[test]
+    fn a_full_scope_table_evicts_old_scopes_not_open_windows() {
+        let mut c = correlator();
+        let mut out = Vec::new();
+        let t0 = 1_700_000_000_000;
+        for i in 0..4 {
+            c.process(&rec(i, t0 + i as i64, "/var/log/auth.log", PAM), &mut out);
+        }
+        let retry = "Retrying connect to server: rm1/10.0.0.1:8030. Already tried 0 time(s); retry policy is RetryUpToMaximumCountWithFixedSleep(maxRetries=10, sleepTime=1000 MILLISECONDS)";
+        for i in 0..MAX_SCOPES as u64 {
+            let f = format!("/var/log/yarn/container_{i}/syslog");
+            c.process(
+                &rec(100 + i, t0 - 1_000_000 + i as i64, &f, retry),
+                &mut out,
+            );
+        }
+        out.clear();
+        c.process(&rec(1_000_000, t0 + 20, "/var/log/auth.log", PAM), &mut out);
+        assert_eq!(out.len(), 1, "the 5th failure within 10 min must fire");
+        assert!(c.scopes.len() <= MAX_SCOPES);
+    }
 
     #[test]
     fn templates_mask_variable_tokens() {

@@ -159,7 +159,12 @@ impl RulesHandle {
     }
 
     /// Re-read and compile the source; swap only if all of it compiles (else keep the old set).
+    /// The built-in pack cannot change while running: reloading it keeps the live set (and
+    /// the correlation state that goes with it).
     pub fn reload(&self) -> Result<ReloadSummary, RuleSetError> {
+        if self.source == RuleSource::Embedded {
+            return Ok(self.summary());
+        }
         let set = load(&self.source)?;
         let summary = summary(&self.source, &set);
         match self.current.write() {

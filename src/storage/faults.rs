@@ -31,6 +31,24 @@ pub(crate) fn stored_fingerprint(fp: &str) -> String {
     format!("{}~{h:016x}", truncate_str(fp, MAX_FINGERPRINT - 17))
 }
 
+/// Longest `root_cause` / `remediation` text stored (MySQL `TEXT` holds 64 KiB).
+pub(crate) const MAX_TEXT: usize = 16 * 1024;
+
+/// The remediation steps as a JSON array that fits a `TEXT` column (steps cut if needed).
+pub(crate) fn remediation_json(steps: &[String]) -> String {
+    let mut kept: Vec<&str> = Vec::new();
+    let mut budget = MAX_TEXT;
+    for step in steps {
+        let cut = truncate_str(step, budget.saturating_sub(16).min(2048));
+        if cut.is_empty() {
+            break;
+        }
+        budget = budget.saturating_sub(cut.len() + 16);
+        kept.push(cut);
+    }
+    serde_json::to_string(&kept).unwrap_or_else(|_| "[]".into())
+}
+
 /// The `evidence` JSON of a new fault.
 pub(crate) fn new_evidence(f: &Finding) -> String {
     serde_json::json!({
@@ -124,7 +142,7 @@ macro_rules! upsert_finding {
                 .bind(trigger)
                 .bind(trigger)
                 .bind(merged)
-                .bind(&f.diagnosis)
+                .bind($crate::storage::truncate_str(&f.diagnosis, $crate::storage::faults::MAX_TEXT))
                 .bind(now)
                 .bind(id)
                 .execute($conn)
@@ -150,8 +168,8 @@ macro_rules! upsert_finding {
             .bind($crate::storage::truncate_str(&f.host, 255))
             .bind($crate::storage::truncate_str(&f.service, 64))
             .bind($crate::storage::truncate_str(&f.title, 512))
-            .bind(&f.diagnosis)
-            .bind(serde_json::to_string(&f.remediation).unwrap_or_else(|_| "[]".into()))
+            .bind($crate::storage::truncate_str(&f.diagnosis, $crate::storage::faults::MAX_TEXT))
+            .bind($crate::storage::faults::remediation_json(&f.remediation))
             .bind($crate::storage::faults::new_evidence(f))
             .bind(f.occurrences as i64)
             .bind(f.first_ms)
@@ -168,12 +186,15 @@ macro_rules! upsert_finding {
                 $crate::config::DbKind::MySql => "INSERT IGNORE INTO fault_evidence (fault_id, log_id) ",
                 $crate::config::DbKind::Sqlite => "INSERT OR IGNORE INTO fault_evidence (fault_id, log_id) ",
             });
-            qb.push_values(f.evidence.iter(), |mut b, e| {
-                b.push_bind(id).push_bind(e.log_id as i64);
+            // The trigger record is always linked (the replay check above looks for it).
+            let mut ids: Vec<i64> = f.evidence.iter().map(|e| e.log_id as i64).collect();
+            ids.push(trigger);
+            ids.sort_unstable();
+            ids.dedup();
+            qb.push_values(ids.iter(), |mut b, log_id| {
+                b.push_bind(id).push_bind(*log_id);
             });
-            if !f.evidence.is_empty() {
-                qb.build().execute($conn).await?;
-            }
+            qb.build().execute($conn).await?;
         }
     }};
 }
@@ -296,10 +317,10 @@ impl Store {
         Ok(row)
     }
 
-    /// Ids of the stored log records linked to a fault, ascending.
+    /// Ids of the log records linked to a fault, newest first.
     pub async fn fault_log_ids(&self, id: i64, limit: u32) -> Result<Vec<i64>, StoreError> {
         let ids: Vec<(i64,)> = with_pool!(self, pool => {
-            sqlx::query_as("SELECT log_id FROM fault_evidence WHERE fault_id = ? ORDER BY log_id LIMIT ?")
+            sqlx::query_as("SELECT log_id FROM fault_evidence WHERE fault_id = ? ORDER BY log_id DESC LIMIT ?")
                 .bind(id)
                 .bind(i64::from(limit))
                 .fetch_all(pool)

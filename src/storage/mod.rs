@@ -65,6 +65,7 @@ pub struct Salvage {
     pub stored: u64,
     pub truncated: u64,
     pub dropped: u64,
+    pub findings_dropped: u64,
 }
 
 /// Size a refused record's message is cut to before the last try.
@@ -381,7 +382,28 @@ impl Store {
                 Err(e) => return Err(e),
             }
         }
-        self.insert_batch(&[], findings, checkpoint, marks).await?;
+        // Findings too: one the database refuses (an oversized field) is dropped and logged,
+        // never allowed to hold the checkpoint back.
+        match self.insert_batch(&[], findings, 0, &[]).await {
+            Ok(_) => {}
+            Err(e) if e.is_rejected_data() => {
+                for f in findings {
+                    match self
+                        .insert_batch(&[], std::slice::from_ref(f), 0, &[])
+                        .await
+                    {
+                        Ok(_) => {}
+                        Err(e2) if e2.is_rejected_data() => {
+                            tracing::error!(fingerprint = %f.fingerprint, error = %e2, "the database refused a finding; dropping it");
+                            report.findings_dropped += 1;
+                        }
+                        Err(e2) => return Err(e2),
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        self.insert_batch(&[], &[], checkpoint, marks).await?;
         Ok(report)
     }
 
@@ -481,6 +503,15 @@ impl Store {
                     .rows_affected()
             });
             total += deleted;
+            // Links from faults to the deleted lines go with them (the fault keeps its
+            // evidence text).
+            with_pool!(self, pool => {
+                sqlx::query("DELETE FROM fault_evidence WHERE log_id <= ? AND log_id NOT IN (SELECT id FROM system_logs WHERE id <= ?)")
+                    .bind(bound)
+                    .bind(bound)
+                    .execute(pool)
+                    .await?;
+            });
             if deleted == 0 {
                 break;
             }

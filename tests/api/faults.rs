@@ -301,3 +301,105 @@ both_backends!(
     benign_lines_make_no_fault,
     rules_reload_swaps_the_set_or_keeps_the_old_one,
 );
+
+async fn wait_restarts(app: &TestApp, actor: &str, n: f64) {
+    let start = Instant::now();
+    loop {
+        let m = app.metrics().await;
+        let series = format!("faultline_actor_restarts_total{{actor=\"{actor}\"}}");
+        if crate::helpers::metric_value(&m, &series) >= n {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no {actor} restart:\n{m}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A batch that was not stored (database outage) is replayed: its records must not be
+/// counted twice into a window. One "thresholds not met" line (count 2) is no fault.
+async fn a_replayed_batch_is_not_counted_twice(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    crate::pipeline::rename_logs_table(&app, "system_logs", "system_logs_away").await;
+    let line = "2024-05-21 13:59:12,004 INFO org.apache.hadoop.hdfs.StateChange: STATE* Safe mode ON, thresholds not met. ";
+    let q = "?host=nn1&service=namenode";
+    assert_eq!(app.upload(q, "text/plain", line).await.status(), 200);
+    wait_restarts(&app, "parse", 1.0).await;
+    crate::pipeline::rename_logs_table(&app, "system_logs_away", "system_logs").await;
+    app.wait_for_logs("?host=nn1", "the line", |l| l.len() == 1)
+        .await;
+    let (_, body) = get(&app, "/api/faults").await;
+    assert_eq!(body["faults"], json!([]), "one line counted twice");
+    // The window still works: a second line (stored normally) completes it.
+    let again = line.replace("13:59:12", "13:59:32");
+    assert_eq!(app.upload(q, "text/plain", again).await.status(), 200);
+    let f = wait_faults(&app, "?fault_type=namenode_safemode", |f| !f.is_empty()).await;
+    assert_eq!(f[0]["occurrences"], 2);
+}
+
+/// After the parse stage restarted, records that look like faults are still closed early
+/// (join_idle_hit_ms), not after join_idle_ms (a minute here).
+async fn early_close_survives_a_parse_restart(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |s| {
+        s.pipeline.join_idle_ms = 60_000;
+        s.pipeline.join_idle_hit_ms = 50;
+    })
+    .await
+    else {
+        return;
+    };
+    let q = "?host=nn1&service=namenode";
+    crate::pipeline::rename_logs_table(&app, "system_logs", "system_logs_away").await;
+    assert_eq!(app.upload(q, "text/plain", LOST).await.status(), 200);
+    wait_restarts(&app, "parse", 1.0).await;
+    crate::pipeline::rename_logs_table(&app, "system_logs_away", "system_logs").await;
+    let later = LOST.replace("10.20.1.104", "10.20.1.105");
+    assert_eq!(app.upload(q, "text/plain", later).await.status(), 200);
+    // Both faults appear well before join_idle_ms (60 s) would close their records.
+    wait_faults(&app, "?fault_type=datanode_lost", |f| f.len() == 2).await;
+}
+
+/// A finding the database refuses (fields over MySQL's TEXT) must not hold the pipeline:
+/// its fields are cut to fit, and later lines are stored.
+async fn an_oversized_finding_does_not_wedge_the_pipeline(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let path = format!("/{}", "a".repeat(40_000));
+    let line = format!(
+        "2025-03-14 10:41:07,219 ERROR org.apache.hadoop.hdfs.server.namenode.FSNamesystem: Permission denied: user=alice, access=WRITE, inode=\"{path}\":hdfs:supergroup:drwxr-xr-x"
+    );
+    assert_eq!(
+        app.upload("?host=nn1&service=namenode", "text/plain", line)
+            .await
+            .status(),
+        200
+    );
+    let after = "2025-03-14 10:41:08,000 INFO a.B: after";
+    assert_eq!(
+        app.upload("?host=nn2", "text/plain", after).await.status(),
+        200
+    );
+    app.wait_for_logs("?host=nn2", "the line after", |l| l.len() == 1)
+        .await;
+    let f = wait_faults(&app, "?fault_type=hdfs_permission", |f| f.len() == 1).await;
+    assert!(f[0]["diagnosis"].as_str().unwrap().len() <= 16 * 1024);
+    let m = app.metrics().await;
+    assert_eq!(
+        crate::helpers::metric_value(&m, "faultline_actor_restarts_total{actor=\"record\"}"),
+        0.0
+    );
+}
+
+mod recovery {
+    use super::*;
+    both_backends!(
+        a_replayed_batch_is_not_counted_twice,
+        early_close_survives_a_parse_restart,
+        an_oversized_finding_does_not_wedge_the_pipeline,
+    );
+}

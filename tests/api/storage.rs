@@ -172,7 +172,7 @@ async fn replayed_findings_are_not_counted_twice(b: Backend) {
     assert_eq!(row.occurrences, 2);
     assert_eq!(
         store.fault_log_ids(row.id, 10).await.unwrap(),
-        vec![2_000_001, 2_000_010]
+        vec![2_000_010, 2_000_001]
     );
     assert_eq!(store.count_rows(Table::FaultRecords).await.unwrap(), 1);
 }
