@@ -176,9 +176,11 @@ fn dev_corpus_scores_at_or_above_its_floor() {
 }
 
 #[test]
-fn extra_corpus_scores_at_or_above_its_floor() {
+fn review_corpora_score_at_or_above_their_floors() {
     let report = check_floor(&repo("tests/corpus/extra-cases.jsonl"), "extra");
     assert_eq!(report.cases, 156);
+    let report = check_floor(&repo("tests/corpus/review2-cases.jsonl"), "review2");
+    assert_eq!(report.cases, 159);
 }
 
 fn diagnose_file(set: &Arc<RuleSet>, path: &Path) -> Vec<faultline::rules::Finding> {
