@@ -1,7 +1,7 @@
 //! The offline commands (`diagnose`, `eval`, `rules ...`): thin wrappers over [`crate::rules`]
 //! that read files and print. `main` dispatches here; tests call these directly too.
 
-use std::io::{Read as _, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -147,17 +147,15 @@ pub fn diagnose(
     d.set_unknowns(unknowns);
     for file in files {
         if file.as_os_str() == "-" {
-            let mut b = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut b)
+            d.feed_reader("-", std::io::stdin().lock())
                 .context("reading standard input")?;
-            d.feed_bytes("-", &b);
             continue;
         }
-        // Read, not memory-mapped: a live log truncated by logrotate while it is mapped would
-        // kill the process with SIGBUS.
-        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-        d.feed_bytes(&file.display().to_string(), &bytes);
+        // Read (block by block, while workers scan), not memory-mapped: a live log truncated
+        // by logrotate while it is mapped would kill the process with SIGBUS.
+        let f = std::fs::File::open(file).with_context(|| format!("reading {}", file.display()))?;
+        d.feed_reader(&file.display().to_string(), f)
+            .with_context(|| format!("reading {}", file.display()))?;
     }
     let findings = d.finish();
     out.write_all(render_findings(&findings, format).as_bytes())?;

@@ -368,17 +368,58 @@ pub struct RuleSet {
 /// allow, else a leftmost-first automaton.
 #[derive(Debug)]
 pub(crate) enum Scanner {
-    Packed(aho_corasick::packed::Searcher),
+    /// Teddy searchers over groups of at most `SCAN_GROUP` patterns each.
+    Packed(Vec<aho_corasick::packed::Searcher>),
     Automaton(AhoCorasick),
 }
 
-impl Scanner {
-    /// Start of the leftmost match in `haystack[from..]`.
-    pub(crate) fn find_from(&self, haystack: &[u8], from: usize) -> Option<usize> {
-        match self {
-            Scanner::Packed(s) => {
-                s.find_in(haystack, aho_corasick::Span::from(from..haystack.len()))
+/// Keys for the buffer scanner: patterns that share a prefix of at least `MIN_SHARED`
+/// bytes are replaced by that prefix (a substring of each, so every occurrence still hits;
+/// the exact check comes later). Fewer keys mean fewer Teddy passes.
+fn merge_common_prefixes(patterns: &[String]) -> Vec<String> {
+    const MIN_SHARED: usize = 12;
+    let mut sorted: Vec<&str> = patterns.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    let mut out: Vec<String> = Vec::new();
+    for p in sorted {
+        if let Some(last) = out.last_mut() {
+            let shared = last
+                .bytes()
+                .zip(p.bytes())
+                .take_while(|(a, b)| a == b)
+                .count();
+            let mut cut = shared;
+            while cut > 0 && !p.is_char_boundary(cut) {
+                cut -= 1;
             }
+            if cut >= MIN_SHARED {
+                last.truncate(cut);
+                continue;
+            }
+        }
+        out.push(p.to_string());
+    }
+    out
+}
+
+/// Patterns per Teddy searcher (Teddy takes at most 128; smaller groups verify less).
+const SCAN_GROUP: usize = 64;
+
+impl Scanner {
+    /// How many independent searchers there are (each is searched lazily on its own).
+    pub(crate) fn groups(&self) -> usize {
+        match self {
+            Scanner::Packed(v) => v.len(),
+            Scanner::Automaton(_) => 1,
+        }
+    }
+
+    /// Start of the leftmost match of group `g`'s patterns in `haystack[from..]`.
+    pub(crate) fn find_from(&self, g: usize, haystack: &[u8], from: usize) -> Option<usize> {
+        match self {
+            Scanner::Packed(v) => v
+                .get(g)?
+                .find_in(haystack, aho_corasick::Span::from(from..haystack.len())),
             Scanner::Automaton(a) => {
                 a.find(aho_corasick::Input::new(haystack).span(from..haystack.len()))
             }
@@ -556,15 +597,21 @@ impl RuleSet {
                 .map_err(|e| set_error(format!("the literal prefilter cannot be built: {e}")))
                 .map(Some)?
         };
+        let scan_keys = merge_common_prefixes(&patterns);
+        let teddies: Option<Vec<aho_corasick::packed::Searcher>> = scan_keys
+            .chunks(SCAN_GROUP)
+            .map(|group| {
+                aho_corasick::packed::Config::new()
+                    .heuristic_pattern_limits(false)
+                    .builder()
+                    .extend(group)
+                    .build()
+            })
+            .collect();
         let scanner = if patterns.is_empty() {
             None
-        } else if let Some(teddy) = aho_corasick::packed::Config::new()
-            .heuristic_pattern_limits(false)
-            .builder()
-            .extend(&patterns)
-            .build()
-        {
-            Some(Scanner::Packed(teddy))
+        } else if let Some(teddies) = teddies {
+            Some(Scanner::Packed(teddies))
         } else {
             AhoCorasick::builder()
                 .match_kind(MatchKind::LeftmostFirst)

@@ -16,8 +16,8 @@ use crate::parse::{Joiner, JoinerConfig, LineKind, absorbs_raw, parse_line};
 /// What a worker hands back for one chunk: its relevant records (matched) and its line count.
 type ChunkResult = (Vec<(LogRecord, Matched)>, u64);
 
-/// Chunks per worker thread in the fast path (finer chunks overlap scanning and correlating).
-const CHUNKS_PER_THREAD: usize = 8;
+/// Bytes read per block in the fast path (blocks are cut at record boundaries).
+const READ_BLOCK: usize = 4 << 20;
 
 /// Below this size a file is diagnosed on one thread, line by line.
 const FAST_PATH_MIN_BYTES: usize = 1 << 20;
@@ -37,6 +37,8 @@ pub struct Diagnosis {
     pub lines_seen: u64,
     /// Inputs at least this large take the fast path of [`Diagnosis::feed_bytes`].
     pub fast_path_min_bytes: usize,
+    /// Bytes read per block by the fast path.
+    pub read_block: usize,
 }
 
 impl Diagnosis {
@@ -54,6 +56,7 @@ impl Diagnosis {
             records_seen: 0,
             lines_seen: 0,
             fast_path_min_bytes: FAST_PATH_MIN_BYTES,
+            read_block: READ_BLOCK,
         }
     }
 
@@ -87,32 +90,54 @@ impl Diagnosis {
     /// over the buffer) or whose level is ERROR or worse. Every other record can neither
     /// match a signal nor be an `unknown`, so skipping it changes no finding.
     pub fn feed_bytes(&mut self, file: &str, bytes: &[u8]) {
+        // A byte slice is a reader; the streaming path below then copies it block by block.
+        if let Err(e) = self.feed_reader(file, bytes) {
+            tracing::error!(error = %e, "reading an in-memory buffer failed");
+        }
+    }
+
+    /// [`Diagnosis::feed_bytes`] for a reader (a file, stdin): blocks are read while worker
+    /// threads scan the previous ones, cut at record boundaries, and this thread correlates
+    /// finished blocks in order.
+    pub fn feed_reader(
+        &mut self,
+        file: &str,
+        mut reader: impl std::io::Read,
+    ) -> std::io::Result<()> {
         let set = Arc::clone(self.correlator.rule_set());
-        if bytes.len() < self.fast_path_min_bytes || set.fallback.is_some() || set.scanner.is_none()
+        let mut first = Vec::new();
+        let eof = fill(&mut reader, &mut first, self.read_block)?;
+        if (eof && first.len() < self.fast_path_min_bytes)
+            || set.fallback.is_some()
+            || set.scanner.is_none()
         {
-            let text = String::from_utf8_lossy(bytes);
+            if !eof {
+                reader.read_to_end(&mut first)?;
+            }
+            let text = String::from_utf8_lossy(&first);
             let body = text.strip_suffix('\n').unwrap_or(&text);
             self.feed_stream(file, body.split('\n'));
-            return;
+            return Ok(());
         }
         let stream = offline_stream(file);
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, 8);
-        // More chunks than threads: this thread correlates finished chunks, in order, while
-        // the workers still scan the later ones.
-        let chunks = split_at_records(bytes, threads * CHUNKS_PER_THREAD);
         let received_ms = self.received_ms;
-        let next = std::sync::atomic::AtomicUsize::new(0);
+        let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<(usize, Vec<u8>)>(threads * 2);
+        let job_rx = std::sync::Mutex::new(job_rx);
         let (tx, rx) = std::sync::mpsc::channel::<(usize, ChunkResult)>();
-        std::thread::scope(|scope| {
+        std::thread::scope(|scope| -> std::io::Result<()> {
             for _ in 0..threads {
-                let (set, stream, tx, chunks, next) = (&set, &stream, tx.clone(), &chunks, &next);
+                let (set, stream, tx, job_rx) = (&set, &stream, tx.clone(), &job_rx);
                 scope.spawn(move || {
                     loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(chunk) = chunks.get(i) else { break };
-                        let result = candidate_records(set, stream, chunk, received_ms);
+                        let job = match job_rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => break,
+                        };
+                        let Ok((i, chunk)) = job else { break };
+                        let result = candidate_records(set, stream, &chunk, received_ms);
                         if tx.send((i, result)).is_err() {
                             break;
                         }
@@ -122,26 +147,64 @@ impl Diagnosis {
             drop(tx);
             let mut pending: HashMap<usize, ChunkResult> = HashMap::new();
             let mut want = 0usize;
-            let mut out = Vec::new();
+            let mut sent = 0usize;
+            let mut buf = first;
+            let mut eof = eof;
+            let read_result = loop {
+                let cut = if eof {
+                    buf.len()
+                } else {
+                    last_record_start(&buf)
+                };
+                if cut > 0 {
+                    let rest = buf.split_off(cut);
+                    if job_tx
+                        .send((sent, std::mem::replace(&mut buf, rest)))
+                        .is_err()
+                    {
+                        break Ok(());
+                    }
+                    sent += 1;
+                }
+                while let Ok((i, result)) = rx.try_recv() {
+                    pending.insert(i, result);
+                    self.correlate_ready(&mut pending, &mut want);
+                }
+                if eof {
+                    break Ok(());
+                }
+                match fill(&mut reader, &mut buf, self.read_block) {
+                    Ok(e) => eof = e,
+                    Err(e) => break Err(e),
+                }
+            };
+            drop(job_tx);
             for (i, result) in rx {
                 pending.insert(i, result);
-                while let Some((records, lines)) = pending.remove(&want) {
-                    let base = self.next_seq;
-                    for (mut r, matched) in records {
-                        r.id += base;
-                        r.last_seq += base;
-                        self.records_seen += 1;
-                        self.correlator.correlate(&r, matched, &mut out);
-                        for f in out.drain(..) {
-                            self.add(f);
-                        }
-                    }
-                    self.next_seq += lines;
-                    self.lines_seen += lines;
-                    want += 1;
+                self.correlate_ready(&mut pending, &mut want);
+            }
+            read_result
+        })
+    }
+
+    /// Correlate the finished chunks that are next in order.
+    fn correlate_ready(&mut self, pending: &mut HashMap<usize, ChunkResult>, want: &mut usize) {
+        let mut out = Vec::new();
+        while let Some((records, lines)) = pending.remove(want) {
+            let base = self.next_seq;
+            for (mut r, matched) in records {
+                r.id += base;
+                r.last_seq += base;
+                self.records_seen += 1;
+                self.correlator.correlate(&r, matched, &mut out);
+                for f in out.drain(..) {
+                    self.add(f);
                 }
             }
-        });
+            self.next_seq += lines;
+            self.lines_seen += lines;
+            *want += 1;
+        }
     }
 
     fn drain(&mut self) {
@@ -202,42 +265,47 @@ fn offline_stream(file: &str) -> Arc<StreamKey> {
     })
 }
 
-/// Split `bytes` into about `n` chunks, each starting at a line that opens a record (a
-/// timestamped header), so that no record spans two chunks.
-fn split_at_records(bytes: &[u8], n: usize) -> Vec<&[u8]> {
-    let mut cuts = vec![0usize];
-    for k in 1..n {
-        let mut pos = bytes.len() * k / n;
-        if pos <= *cuts.last().unwrap_or(&0) {
-            continue;
-        }
-        // Move to the next line start whose line is a header with a layout and a time.
-        loop {
-            match memchr::memchr(b'\n', &bytes[pos..]) {
-                None => {
-                    pos = bytes.len();
-                    break;
-                }
-                Some(i) => pos += i + 1,
+/// Append up to `want` more bytes from `reader` to `buf`; true at end of input.
+fn fill(reader: &mut impl std::io::Read, buf: &mut Vec<u8>, want: usize) -> std::io::Result<bool> {
+    let start = buf.len();
+    buf.resize(start + want, 0);
+    let mut got = 0;
+    while got < want {
+        match reader.read(&mut buf[start + got..]) {
+            Ok(0) => {
+                buf.truncate(start + got);
+                return Ok(true);
             }
-            if pos >= bytes.len() {
-                break;
-            }
-            let end = memchr::memchr(b'\n', &bytes[pos..]).map_or(bytes.len(), |i| pos + i);
-            let line = String::from_utf8_lossy(&bytes[pos..end]);
-            let p = parse_line(&line);
-            if p.kind == LineKind::Header && p.time.is_some() && p.layout != Layout::Raw {
-                break;
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                buf.truncate(start + got);
+                return Err(e);
             }
         }
-        if pos >= bytes.len() {
-            // No record starts after this point: later cuts would scan the same tail.
-            break;
-        }
-        cuts.push(pos);
     }
-    cuts.push(bytes.len());
-    cuts.windows(2).map(|w| &bytes[w[0]..w[1]]).collect()
+    Ok(false)
+}
+
+/// Byte offset of the last line in `buf` (after its first line, before its possibly partial
+/// last line) that opens a record: a timestamped header, so no record spans the cut.
+/// 0 when there is none yet.
+fn last_record_start(buf: &[u8]) -> usize {
+    let Some(last_nl) = memchr::memrchr(b'\n', buf) else {
+        return 0;
+    };
+    // Complete lines end at `last_nl`; walk their starts backwards.
+    let mut end = last_nl;
+    while let Some(nl) = memchr::memrchr(b'\n', &buf[..end]) {
+        let start = nl + 1;
+        let line = String::from_utf8_lossy(&buf[start..end]);
+        let p = parse_line(&line);
+        if p.kind == LineKind::Header && p.time.is_some() && p.layout != Layout::Raw {
+            return start;
+        }
+        end = nl;
+    }
+    0
 }
 
 /// The records of `chunk` that can produce a finding (see [`Diagnosis::feed_bytes`]), built
@@ -262,15 +330,24 @@ fn candidate_records(
     let mut joiner = Joiner::new(JoinerConfig::default());
     let now = Instant::now();
     let mut out = Vec::new();
-    // Start of the leftmost literal match at or after `searched_from` (usize::MAX: none).
-    let mut next_hit = 0usize;
-    let mut searched_from = usize::MAX;
+    // Per scanner group: start of its leftmost literal match at or after where it was last
+    // searched from (usize::MAX: none); each group scans the buffer once, lazily.
+    let groups = scanner.groups();
+    let mut next_hit = vec![0usize; groups];
+    let mut searched = vec![false; groups];
     let mut hit_in = |a: usize, b: usize| -> bool {
-        if searched_from == usize::MAX || (next_hit < a && next_hit != usize::MAX) {
-            next_hit = scanner.find_from(bytes, a).unwrap_or(usize::MAX);
-            searched_from = a;
+        let mut hit = false;
+        for g in 0..groups {
+            if !searched[g] || (next_hit[g] < a && next_hit[g] != usize::MAX) {
+                next_hit[g] = scanner.find_from(g, bytes, a).unwrap_or(usize::MAX);
+                searched[g] = true;
+            }
+            if next_hit[g] < b {
+                hit = true;
+                break;
+            }
         }
-        next_hit < b
+        hit
     };
     // The open record: byte start, first line number, absorbs raw lines, level says ERROR.
     let mut rec: Option<(usize, u64, bool, bool)> = None;
@@ -398,6 +475,7 @@ mod tests {
             slow.feed_bytes("f", &bytes);
             let mut fast = Diagnosis::new(Arc::clone(&set));
             fast.fast_path_min_bytes = 0;
+            fast.read_block = 16 * 1024; // many blocks, many cuts
             fast.feed_bytes("f", &bytes);
             assert_eq!(summary(&slow.finish()), summary(&fast.finish()), "{name}");
         }
