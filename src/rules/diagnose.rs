@@ -13,8 +13,9 @@ use super::fxhash::{FxBuildHasher, FxHashMap};
 use crate::domain::{Layout, Level, LogRecord, StreamKey};
 use crate::parse::{Joiner, JoinerConfig, LineKind, absorbs_raw, parse_line};
 
-/// What a worker hands back for one chunk: its relevant records (matched) and its line count.
-type ChunkResult = (Vec<(LogRecord, Matched)>, u64);
+/// What a worker hands back for one chunk: its relevant records (matched), its line count,
+/// and the chunk's buffer (for reuse).
+type ChunkResult = (Vec<(LogRecord, Matched)>, u64, Vec<u8>);
 
 /// Bytes read per block in the fast path (blocks are cut at record boundaries).
 const READ_BLOCK: usize = 4 << 20;
@@ -137,8 +138,8 @@ impl Diagnosis {
                             Err(_) => break,
                         };
                         let Ok((i, chunk)) = job else { break };
-                        let result = candidate_records(set, stream, &chunk, received_ms);
-                        if tx.send((i, result)).is_err() {
+                        let (records, lines) = candidate_records(set, stream, &chunk, received_ms);
+                        if tx.send((i, (records, lines, chunk))).is_err() {
                             break;
                         }
                     }
@@ -148,6 +149,7 @@ impl Diagnosis {
             let mut pending: HashMap<usize, ChunkResult> = HashMap::new();
             let mut want = 0usize;
             let mut sent = 0usize;
+            let mut spare: Vec<Vec<u8>> = Vec::new();
             let mut buf = first;
             let mut eof = eof;
             let read_result = loop {
@@ -157,9 +159,13 @@ impl Diagnosis {
                     last_record_start(&buf)
                 };
                 if cut > 0 {
-                    let rest = buf.split_off(cut);
+                    // The tail after the cut starts the next block, in a reused buffer.
+                    let mut next = spare.pop().unwrap_or_default();
+                    next.clear();
+                    next.extend_from_slice(&buf[cut..]);
+                    buf.truncate(cut);
                     if job_tx
-                        .send((sent, std::mem::replace(&mut buf, rest)))
+                        .send((sent, std::mem::replace(&mut buf, next)))
                         .is_err()
                     {
                         break Ok(());
@@ -168,7 +174,7 @@ impl Diagnosis {
                 }
                 while let Ok((i, result)) = rx.try_recv() {
                     pending.insert(i, result);
-                    self.correlate_ready(&mut pending, &mut want);
+                    self.correlate_ready(&mut pending, &mut want, &mut spare);
                 }
                 if eof {
                     break Ok(());
@@ -181,16 +187,22 @@ impl Diagnosis {
             drop(job_tx);
             for (i, result) in rx {
                 pending.insert(i, result);
-                self.correlate_ready(&mut pending, &mut want);
+                self.correlate_ready(&mut pending, &mut want, &mut spare);
             }
             read_result
         })
     }
 
     /// Correlate the finished chunks that are next in order.
-    fn correlate_ready(&mut self, pending: &mut HashMap<usize, ChunkResult>, want: &mut usize) {
+    fn correlate_ready(
+        &mut self,
+        pending: &mut HashMap<usize, ChunkResult>,
+        want: &mut usize,
+        spare: &mut Vec<Vec<u8>>,
+    ) {
         let mut out = Vec::new();
-        while let Some((records, lines)) = pending.remove(want) {
+        while let Some((records, lines, buffer)) = pending.remove(want) {
+            spare.push(buffer);
             let base = self.next_seq;
             for (mut r, matched) in records {
                 r.id += base;
@@ -267,24 +279,13 @@ fn offline_stream(file: &str) -> Arc<StreamKey> {
 
 /// Append up to `want` more bytes from `reader` to `buf`; true at end of input.
 fn fill(reader: &mut impl std::io::Read, buf: &mut Vec<u8>, want: usize) -> std::io::Result<bool> {
+    use std::io::Read as _;
     let start = buf.len();
-    buf.resize(start + want, 0);
-    let mut got = 0;
-    while got < want {
-        match reader.read(&mut buf[start + got..]) {
-            Ok(0) => {
-                buf.truncate(start + got);
-                return Ok(true);
-            }
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                buf.truncate(start + got);
-                return Err(e);
-            }
-        }
-    }
-    Ok(false)
+    buf.reserve(want);
+    // `read_to_end` on a bounded reader fills spare capacity without zeroing it first.
+    let got = reader.take(want as u64).read_to_end(buf)?;
+    debug_assert_eq!(buf.len(), start + got);
+    Ok(got < want)
 }
 
 /// Byte offset of the last line in `buf` (after its first line, before its possibly partial

@@ -99,8 +99,8 @@ struct Fact {
 #[derive(Debug, Default, Clone)]
 struct ScopeState {
     facts: VecDeque<Fact>,
-    /// Per (rule, signal, group value): recent matches (time, evidence).
-    counts: HashMap<(u16, u16, String), VecDeque<(i64, Evidence)>>,
+    /// Per (rule, signal, hash of the group value): recent matches (time, evidence).
+    counts: super::fxhash::FxHashMap<(u16, u16, u64), VecDeque<(i64, Evidence)>>,
     /// Latest event time seen in this scope (for eviction).
     last_ms: i64,
     /// When the count groups are next swept for expired windows.
@@ -144,7 +144,7 @@ pub struct Verdict {
 pub struct Correlator {
     set: Arc<RuleSet>,
     scopes: HashMap<u64, ScopeState>,
-    referenced: HashSet<(u16, u16)>,
+    referenced: super::fxhash::FxHashSet<(u16, u16)>,
     scratch: Scratch,
     /// Include generic unknown findings (records nothing explains).
     pub unknowns: bool,
@@ -169,7 +169,7 @@ static EXCEPTION_LINE: LazyLock<Regex> = LazyLock::new(|| {
 
 impl Correlator {
     pub fn new(set: Arc<RuleSet>) -> Correlator {
-        let mut referenced = HashSet::new();
+        let mut referenced = super::fxhash::FxHashSet::default();
         for (ri, r) in set.rules.iter().enumerate() {
             for s in &r.signals {
                 for &o in s.requires.iter().chain(s.unless.iter()) {
@@ -354,18 +354,21 @@ impl Correlator {
             let mut first_ms = now;
             let mut count = 1u64;
             if sig.count > 1 {
-                let group = sig
-                    .group_by
-                    .as_deref()
-                    .and_then(|g| {
-                        if g == "host" {
-                            Some(rec.host.as_str())
-                        } else {
-                            lookup(g)
-                        }
-                    })
-                    .unwrap_or("")
-                    .to_string();
+                let group = {
+                    use std::hash::BuildHasher as _;
+                    let value = sig
+                        .group_by
+                        .as_deref()
+                        .and_then(|g| {
+                            if g == "host" {
+                                Some(rec.host.as_str())
+                            } else {
+                                lookup(g)
+                            }
+                        })
+                        .unwrap_or("");
+                    super::fxhash::FxBuildHasher::default().hash_one(value)
+                };
                 let q = scope.counts.entry((m.rule, m.signal, group)).or_default();
                 q.push_back((now, ev.clone()));
                 while q
