@@ -137,6 +137,30 @@ impl Joiner {
         self.hit_classifier = Some(f);
     }
 
+    /// The record one line forms on its own: what [`Joiner::push`] then
+    /// [`Joiner::flush_all`] make of a stream holding just this line (no state is kept).
+    pub fn single_line_record(
+        &mut self,
+        stream: &StreamId,
+        seq: u64,
+        received_ms: i64,
+        line: &str,
+        now: Instant,
+    ) -> LogRecord {
+        let parsed = parse_line(line);
+        open_record(
+            &self.cfg,
+            &mut self.service_memo,
+            stream,
+            seq,
+            received_ms,
+            line,
+            &parsed,
+            now,
+        )
+        .rec
+    }
+
     /// Close marked records (see [`Joiner::set_hit_classifier`]) silent for more than `idle`.
     pub fn flush_idle_hits(&mut self, now: Instant, idle: Duration, out: &mut Vec<LogRecord>) {
         if !self.open.values().any(|o| o.hit) {

@@ -15,7 +15,7 @@ use crate::parse::{Joiner, JoinerConfig, LineKind, absorbs_raw, parse_line};
 
 /// What a worker hands back for one chunk: its relevant records (matched), its line count,
 /// and the chunk's buffer (for reuse).
-type ChunkResult = (Vec<(LogRecord, Matched)>, u64, Vec<u8>);
+type ChunkResult = (Vec<(LogRecord, Arc<Matched>)>, u64, Vec<u8>);
 
 /// Bytes read per block in the fast path (blocks are cut at record boundaries).
 const READ_BLOCK: usize = 4 << 20;
@@ -208,7 +208,7 @@ impl Diagnosis {
                 r.id += base;
                 r.last_seq += base;
                 self.records_seen += 1;
-                self.correlator.correlate(&r, matched, &mut out);
+                self.correlator.correlate(&r, &matched, &mut out);
                 for f in out.drain(..) {
                     self.add(f);
                 }
@@ -317,7 +317,7 @@ fn candidate_records(
     stream: &Arc<StreamKey>,
     chunk: &[u8],
     received_ms: i64,
-) -> (Vec<(LogRecord, Matched)>, u64) {
+) -> (Vec<(LogRecord, Arc<Matched>)>, u64) {
     let text: Cow<'_, str> = match std::str::from_utf8(chunk) {
         Ok(t) => Cow::Borrowed(t),
         Err(_) => String::from_utf8_lossy(chunk),
@@ -357,20 +357,25 @@ fn candidate_records(
             if severe || hit_in(start, end) {
                 let span = &body[start..end];
                 let span = span.strip_suffix('\n').unwrap_or(span);
-                let mut at = 0usize;
-                let ends = memchr::memchr_iter(b'\n', span.as_bytes()).chain([span.len()]);
-                for (i, nl) in ends.enumerate() {
-                    joiner.push(
-                        stream,
-                        first + i as u64,
-                        received_ms,
-                        &span[at..nl],
-                        now,
-                        out,
-                    );
-                    at = nl + 1;
+                if memchr::memchr(b'\n', span.as_bytes()).is_none() {
+                    // One line (most records): no need for the joiner's per-stream state.
+                    out.push(joiner.single_line_record(stream, first, received_ms, span, now));
+                } else {
+                    let mut at = 0usize;
+                    let ends = memchr::memchr_iter(b'\n', span.as_bytes()).chain([span.len()]);
+                    for (i, nl) in ends.enumerate() {
+                        joiner.push(
+                            stream,
+                            first + i as u64,
+                            received_ms,
+                            &span[at..nl],
+                            now,
+                            out,
+                        );
+                        at = nl + 1;
+                    }
+                    joiner.flush_all(out);
                 }
-                joiner.flush_all(out);
             }
         };
     let mut pos = 0usize;
@@ -410,7 +415,7 @@ fn candidate_records(
     // repeated errors print the same message over and over, so remember recent answers.
     // Keyed by a hash of the four fields; a hit is verified field by field (no clones).
     let hasher = FxBuildHasher::default();
-    let mut memo: FxHashMap<u64, (LogRecord, Matched)> = FxHashMap::default();
+    let mut memo: FxHashMap<u64, (LogRecord, Arc<Matched>)> = FxHashMap::default();
     let matched = out
         .into_iter()
         .filter_map(|r| {
@@ -423,14 +428,14 @@ fn candidate_records(
                         && k.logger == r.logger
                         && k.message == r.message =>
                 {
-                    m.clone()
+                    Arc::clone(m)
                 }
                 _ => {
-                    let m = set.match_record(&r, &mut scratch);
+                    let m = Arc::new(set.match_record(&r, &mut scratch));
                     if memo.len() >= MATCH_MEMO_ENTRIES {
                         memo.clear();
                     }
-                    memo.insert(key, (r.clone(), m.clone()));
+                    memo.insert(key, (r.clone(), Arc::clone(&m)));
                     m
                 }
             };

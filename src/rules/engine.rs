@@ -257,7 +257,7 @@ impl Correlator {
     /// Look at one record; findings it triggers are pushed to `out`.
     pub fn process(&mut self, rec: &LogRecord, out: &mut Vec<Finding>) -> Verdict {
         let matched = self.set.match_record(rec, &mut self.scratch);
-        self.correlate(rec, matched, out)
+        self.correlate(rec, &matched, out)
     }
 
     /// The correlation half of [`Correlator::process`], for a record already matched with
@@ -265,11 +265,11 @@ impl Correlator {
     pub fn correlate(
         &mut self,
         rec: &LogRecord,
-        matched: Matched,
+        matched: &Matched,
         out: &mut Vec<Finding>,
     ) -> Verdict {
         let set = Arc::clone(&self.set);
-        let matches = matched.matches;
+        let matches = &matched.matches;
         let unknown = self.unknowns && matched.unknown_candidate;
         if matches.is_empty() {
             if unknown {
@@ -295,7 +295,7 @@ impl Correlator {
         scope.last_ms = scope.last_ms.max(now);
         prune(scope, now, &set);
         // Facts first: a `requires` may be satisfied by the same record.
-        for m in &matches {
+        for m in matches {
             if self.referenced.contains(&(m.rule, m.signal)) {
                 scope.facts.push_back(Fact {
                     rule: m.rule,
@@ -309,7 +309,7 @@ impl Correlator {
             }
         }
         let mut fired_rules: Vec<u16> = Vec::new();
-        for m in &matches {
+        for m in matches {
             let rule = &set.rules[m.rule as usize];
             let sig = &rule.signals[m.signal as usize];
             if sig.context || rule.kind == RuleKind::Benign || fired_rules.contains(&m.rule) {
