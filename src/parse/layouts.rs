@@ -689,6 +689,9 @@ fn classify_other(line: &str) -> ParsedLine<'_> {
     if let Some(p) = parse_jvm_uncaught(line) {
         return p;
     }
+    if line.starts_with("FATAL:") {
+        return ParsedLine::raw(line, Level::Fatal);
+    }
     if line.starts_with("ERROR:") {
         return ParsedLine::raw(line, Level::Error);
     }
@@ -714,7 +717,9 @@ fn classify_other(line: &str) -> ParsedLine<'_> {
 
 /// Level of a message printed by a remote (or local) shell script.
 fn remote_level(msg: &str) -> Level {
-    if msg.starts_with("ERROR:") {
+    if msg.starts_with("FATAL:") {
+        Level::Fatal
+    } else if msg.starts_with("ERROR:") {
         Level::Error
     } else if msg.starts_with("WARNING:") || msg.starts_with("WARN:") {
         Level::Warn
@@ -1478,6 +1483,15 @@ mod tests {
 
     #[test]
     fn raw_console_lines() {
+        hdr(
+            "FATAL: JAVA_HOME is not set",
+            Layout::Raw,
+            Level::Fatal,
+            "",
+            "",
+            "FATAL: JAVA_HOME is not set",
+            None,
+        );
         hdr(
             "ERROR: Attempting to operate on hdfs namenode as root",
             Layout::Raw,

@@ -373,35 +373,6 @@ pub(crate) enum Scanner {
     Automaton(AhoCorasick),
 }
 
-/// Keys for the buffer scanner: patterns that share a prefix of at least `MIN_SHARED`
-/// bytes are replaced by that prefix (a substring of each, so every occurrence still hits;
-/// the exact check comes later). Fewer keys mean fewer Teddy passes.
-fn merge_common_prefixes(patterns: &[String]) -> Vec<String> {
-    const MIN_SHARED: usize = 12;
-    let mut sorted: Vec<&str> = patterns.iter().map(String::as_str).collect();
-    sorted.sort_unstable();
-    let mut out: Vec<String> = Vec::new();
-    for p in sorted {
-        if let Some(last) = out.last_mut() {
-            let shared = last
-                .bytes()
-                .zip(p.bytes())
-                .take_while(|(a, b)| a == b)
-                .count();
-            let mut cut = shared;
-            while cut > 0 && !p.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            if cut >= MIN_SHARED {
-                last.truncate(cut);
-                continue;
-            }
-        }
-        out.push(p.to_string());
-    }
-    out
-}
-
 /// Patterns per Teddy searcher (Teddy takes at most 128; smaller groups verify less).
 const SCAN_GROUP: usize = 64;
 
@@ -597,8 +568,7 @@ impl RuleSet {
                 .map_err(|e| set_error(format!("the literal prefilter cannot be built: {e}")))
                 .map(Some)?
         };
-        let scan_keys = merge_common_prefixes(&patterns);
-        let teddies: Option<Vec<aho_corasick::packed::Searcher>> = scan_keys
+        let teddies: Option<Vec<aho_corasick::packed::Searcher>> = patterns
             .chunks(SCAN_GROUP)
             .map(|group| {
                 aho_corasick::packed::Config::new()

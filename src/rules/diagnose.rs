@@ -350,7 +350,7 @@ fn candidate_records(
         }
         hit
     };
-    // The open record: byte start, first line number, absorbs raw lines, level says ERROR.
+    // The open record: byte start, first line number, absorbs raw lines, ERROR or worse.
     let mut rec: Option<(usize, u64, bool, bool)> = None;
     let mut close =
         |start: usize, end: usize, first: u64, severe: bool, out: &mut Vec<LogRecord>| {
@@ -396,9 +396,7 @@ fn candidate_records(
                 close(start, pos, first, severe, &mut out);
             }
             let absorbs = p.kind == LineKind::Header && absorbs_raw(p.layout);
-            let severe = p.level >= Level::Error
-                || p.message.starts_with("ERROR: ")
-                || p.message.starts_with("FATAL: ");
+            let severe = p.level >= Level::Error;
             rec = Some((pos, line_no, absorbs, severe));
         }
         line_no += 1;

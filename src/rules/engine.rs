@@ -748,9 +748,6 @@ fn is_unknown_candidate(rec: &LogRecord, exception_word: bool, frame: bool) -> b
         return true;
     }
     let m = rec.message.as_str();
-    if m.starts_with("ERROR: ") || m.starts_with("FATAL: ") {
-        return true;
-    }
     if frame && m.contains("\n\tat ") {
         return true;
     }
