@@ -81,24 +81,37 @@ pub struct Joiner {
     service_memo: ServiceMemo,
 }
 
-/// The last `infer_service` answer: consecutive records of a stream mostly share a logger.
+/// Recent `infer_service` answers: a stream's records come from a handful of loggers, often
+/// interleaved (a retry loop's client logger between the daemon's own), so a few entries
+/// answer nearly every record without re-deriving the service from the logger name.
 #[derive(Debug, Default)]
 struct ServiceMemo {
-    file: String,
-    logger: String,
-    service: &'static str,
+    /// (file, logger, service), replaced round-robin.
+    entries: Vec<(String, String, &'static str)>,
+    next: usize,
 }
+
+/// Entries kept by [`ServiceMemo`].
+const SERVICE_MEMO_ENTRIES: usize = 8;
 
 impl ServiceMemo {
     fn infer(&mut self, file: &str, logger: &str) -> &'static str {
-        if self.logger != logger || self.file != file {
-            self.service = infer_service(file, logger).unwrap_or("");
-            self.logger.clear();
-            self.logger.push_str(logger);
-            self.file.clear();
-            self.file.push_str(file);
+        if let Some((_, _, service)) = self
+            .entries
+            .iter()
+            .find(|(f, l, _)| l.as_str() == logger && f.as_str() == file)
+        {
+            return service;
         }
-        self.service
+        let service = infer_service(file, logger).unwrap_or("");
+        let entry = (file.to_owned(), logger.to_owned(), service);
+        if self.entries.len() < SERVICE_MEMO_ENTRIES {
+            self.entries.push(entry);
+        } else {
+            self.entries[self.next] = entry;
+            self.next = (self.next + 1) % SERVICE_MEMO_ENTRIES;
+        }
+        service
     }
 }
 

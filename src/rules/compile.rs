@@ -376,6 +376,90 @@ pub(crate) enum Scanner {
 /// Patterns per Teddy searcher (Teddy takes at most 128; smaller groups verify less).
 const SCAN_GROUP: usize = 64;
 
+/// Shortest substring that may stand in for several key patterns in the scanner.
+const MIN_SCAN_ANCHOR: usize = 12;
+
+/// The scanner's patterns: the key patterns, except that patterns sharing a long substring
+/// (at least [`MIN_SCAN_ANCHOR`] bytes) are replaced by it, while that saves a whole Teddy
+/// group: every group is one more pass over the buffer, costing about the same however few
+/// patterns it has. A shared substring only makes a wider filter (every record it lets
+/// through is matched exactly afterwards), and a long one is about as rare as the patterns
+/// it replaces. Longer and more widely shared substrings are taken first; deterministic.
+fn scan_patterns(keys: &[String]) -> Vec<Vec<u8>> {
+    let groups = |n: usize| n.div_ceil(SCAN_GROUP);
+    let mut pool: Vec<Vec<u8>> = keys.iter().map(|k| k.as_bytes().to_vec()).collect();
+    // The windows of `len` bytes shared by at least two of the patterns `among`, each with
+    // the patterns it occurs in.
+    let shared_windows = |pool: &[Vec<u8>], among: &[usize], len: usize| {
+        let mut all: Vec<(&[u8], usize)> = among
+            .iter()
+            .flat_map(|&i| pool[i].windows(len).map(move |w| (w, i)))
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        let mut shared: Vec<(Vec<u8>, Vec<usize>)> = Vec::new();
+        for run in all.chunk_by(|a, b| a.0 == b.0) {
+            if run.len() >= 2 {
+                shared.push((run[0].0.to_vec(), run.iter().map(|&(_, i)| i).collect()));
+            }
+        }
+        shared
+    };
+    while groups(pool.len()) > 1 {
+        let goal = groups(pool.len()) - 1;
+        // Only patterns sharing a window of the minimum length can be merged at all.
+        let all: Vec<usize> = (0..pool.len()).collect();
+        let mut among: Vec<usize> = shared_windows(&pool, &all, MIN_SCAN_ANCHOR)
+            .into_iter()
+            .flat_map(|(_, v)| v)
+            .collect();
+        among.sort_unstable();
+        among.dedup();
+        // At best every such pattern folds into one anchor.
+        if among.is_empty() || pool.len() - among.len() + 1 > goal * SCAN_GROUP {
+            break;
+        }
+        let mut trial = pool.clone();
+        let mut gone = vec![false; trial.len()];
+        let mut anchors: Vec<Vec<u8>> = Vec::new();
+        let longest = among.iter().map(|&i| pool[i].len()).max().unwrap_or(0);
+        let mut count = trial.len();
+        for len in (MIN_SCAN_ANCHOR..=longest).rev() {
+            if groups(count) <= goal {
+                break;
+            }
+            let live: Vec<usize> = among.iter().copied().filter(|&i| !gone[i]).collect();
+            let mut merges = shared_windows(&trial, &live, len);
+            merges.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
+            for (w, v) in merges {
+                if groups(count) <= goal {
+                    break;
+                }
+                if v.iter().any(|&i| gone[i]) {
+                    continue;
+                }
+                for &i in &v {
+                    gone[i] = true;
+                }
+                count = count + 1 - v.len();
+                anchors.push(w);
+            }
+        }
+        if groups(count) > goal {
+            break;
+        }
+        trial = trial
+            .into_iter()
+            .zip(gone)
+            .filter_map(|(p, g)| (!g).then_some(p))
+            .collect();
+        trial.extend(anchors);
+        pool = trial;
+    }
+    pool.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+    pool
+}
+
 impl Scanner {
     /// How many independent searchers there are (each is searched lazily on its own).
     pub(crate) fn groups(&self) -> usize {
@@ -396,6 +480,37 @@ impl Scanner {
             }
         }
         .map(|m| m.start())
+    }
+}
+
+/// The offline fast path's scanner over the key patterns (see [`scan_patterns`]).
+fn build_scanner(patterns: &[String]) -> Option<Scanner> {
+    let teddies: Option<Vec<aho_corasick::packed::Searcher>> = scan_patterns(patterns)
+        .chunks(SCAN_GROUP)
+        .map(|group| {
+            aho_corasick::packed::Config::new()
+                .heuristic_pattern_limits(false)
+                .builder()
+                .extend(group)
+                .build()
+        })
+        .collect();
+    if patterns.is_empty() {
+        None
+    } else if let Some(teddies) = teddies {
+        Some(Scanner::Packed(teddies))
+    } else {
+        AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostFirst)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(patterns)
+            .or_else(|_| {
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::LeftmostFirst)
+                    .build(patterns)
+            })
+            .ok()
+            .map(Scanner::Automaton)
     }
 }
 
@@ -553,9 +668,11 @@ impl RuleSet {
             .iter()
             .map(|&i| (pattern_of[i], pattern_literal[pattern_of[i]] == i))
             .collect();
-        let prefilter = if patterns.is_empty() {
-            None
-        } else {
+        // The prefilter automaton builds on another thread while the scanner is built here.
+        let build_prefilter = || -> Result<Option<AhoCorasick>, RuleSetError> {
+            if patterns.is_empty() {
+                return Ok(None);
+            }
             AhoCorasick::builder()
                 .match_kind(MatchKind::Standard)
                 .kind(Some(AhoCorasickKind::DFA))
@@ -566,34 +683,16 @@ impl RuleSet {
                         .build(&patterns)
                 })
                 .map_err(|e| set_error(format!("the literal prefilter cannot be built: {e}")))
-                .map(Some)?
+                .map(Some)
         };
-        let teddies: Option<Vec<aho_corasick::packed::Searcher>> = patterns
-            .chunks(SCAN_GROUP)
-            .map(|group| {
-                aho_corasick::packed::Config::new()
-                    .heuristic_pattern_limits(false)
-                    .builder()
-                    .extend(group)
-                    .build()
-            })
-            .collect();
-        let scanner = if patterns.is_empty() {
-            None
-        } else if let Some(teddies) = teddies {
-            Some(Scanner::Packed(teddies))
-        } else {
-            AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostFirst)
-                .kind(Some(AhoCorasickKind::DFA))
-                .build(&patterns)
-                .or_else(|_| {
-                    AhoCorasick::builder()
-                        .match_kind(MatchKind::LeftmostFirst)
-                        .build(&patterns)
-                })
-                .ok()
-                .map(Scanner::Automaton)
+        let (prefilter, scanner) = std::thread::scope(|scope| {
+            let prefilter = scope.spawn(build_prefilter);
+            let scanner = build_scanner(&patterns);
+            (prefilter.join(), scanner)
+        });
+        let prefilter = match prefilter {
+            Ok(p) => p?,
+            Err(panic) => std::panic::resume_unwind(panic),
         };
         let fallback = if fallback_regex.is_empty() {
             None
@@ -951,6 +1050,44 @@ fn compile_signal(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scan_patterns_cover_every_key_and_save_groups() {
+        // 70 keys: 64 distinct ones plus 6 pairs sharing a long substring.
+        let mut keys: Vec<String> = (0..58).map(|i| format!("k{i:02}")).collect();
+        for i in 0..6 {
+            // The pair shares 19 bytes; all twelve share a shorter "-common-core-".
+            let w = format!("{i}{i}{i}-common-core-{i}{i}{i}");
+            keys.push(format!("A{w}A"));
+            keys.push(format!("B{w}B"));
+        }
+        let pats = scan_patterns(&keys);
+        let shown: Vec<String> = pats
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect();
+        assert_eq!(pats.len(), 64, "one Teddy group is enough: {shown:?}");
+        for k in &keys {
+            assert!(
+                pats.iter()
+                    .any(|p| k.as_bytes().windows(p.len()).any(|w| w == p)),
+                "{k} is not covered"
+            );
+        }
+        assert_eq!(
+            pats.iter().filter(|p| p.len() >= MIN_SCAN_ANCHOR).count(),
+            6
+        );
+        // Nothing to share: the keys are kept as they are (two groups it is).
+        let keys: Vec<String> = (0..70).map(|i| format!("k{i:02}")).collect();
+        assert_eq!(scan_patterns(&keys).len(), 70);
+        // Few keys: left alone.
+        let keys = vec![
+            "Shared Substring x".to_string(),
+            "Shared Substring y".to_string(),
+        ];
+        assert_eq!(scan_patterns(&keys).len(), 2);
+    }
 
     #[test]
     fn durations_parse() {

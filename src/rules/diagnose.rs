@@ -17,8 +17,9 @@ use crate::parse::{Joiner, JoinerConfig, LineKind, absorbs_raw, parse_line};
 /// and the chunk's buffer (for reuse).
 type ChunkResult = (Vec<(LogRecord, Arc<Matched>)>, u64, Vec<u8>);
 
-/// Bytes read per block in the fast path (blocks are cut at record boundaries).
-const READ_BLOCK: usize = 4 << 20;
+/// Bytes read per block in the fast path (blocks are cut at record boundaries). Small enough
+/// that the few buffers in flight stay in cache and are reused, not faulted in afresh.
+const READ_BLOCK: usize = 1 << 20;
 
 /// Below this size a file is diagnosed on one thread, line by line.
 const FAST_PATH_MIN_BYTES: usize = 1 << 20;
@@ -132,13 +133,15 @@ impl Diagnosis {
             for _ in 0..threads {
                 let (set, stream, tx, job_rx) = (&set, &stream, tx.clone(), &job_rx);
                 scope.spawn(move || {
+                    let mut worker = ChunkWorker::new(set);
                     loop {
                         let job = match job_rx.lock() {
                             Ok(rx) => rx.recv(),
                             Err(_) => break,
                         };
                         let Ok((i, chunk)) = job else { break };
-                        let (records, lines) = candidate_records(set, stream, &chunk, received_ms);
+                        let (records, lines) =
+                            worker.candidate_records(stream, &chunk, received_ms);
                         if tx.send((i, (records, lines, chunk))).is_err() {
                             break;
                         }
@@ -160,7 +163,10 @@ impl Diagnosis {
                 };
                 if cut > 0 {
                     // The tail after the cut starts the next block, in a reused buffer.
-                    let mut next = spare.pop().unwrap_or_default();
+                    // Room for the tail plus a whole block: no growth on the next fill.
+                    let mut next = spare
+                        .pop()
+                        .unwrap_or_else(|| Vec::with_capacity(2 * self.read_block));
                     next.clear();
                     next.extend_from_slice(&buf[cut..]);
                     buf.truncate(cut);
@@ -312,135 +318,159 @@ fn last_record_start(buf: &[u8]) -> usize {
 /// The records of `chunk` that can produce a finding (see [`Diagnosis::feed_bytes`]), built
 /// by the real joiner and matched against the rules; ids are line numbers within the chunk.
 /// Also returns the chunk's line count.
-fn candidate_records(
-    set: &RuleSet,
-    stream: &Arc<StreamKey>,
-    chunk: &[u8],
-    received_ms: i64,
-) -> (Vec<(LogRecord, Arc<Matched>)>, u64) {
-    let text: Cow<'_, str> = match std::str::from_utf8(chunk) {
-        Ok(t) => Cow::Borrowed(t),
-        Err(_) => String::from_utf8_lossy(chunk),
-    };
-    let text = text.as_ref();
-    let body = text.strip_suffix('\n').unwrap_or(text);
-    let bytes = body.as_bytes();
-    let Some(scanner) = &set.scanner else {
-        return (Vec::new(), 0);
-    };
-    let mut joiner = Joiner::new(JoinerConfig::default());
-    let now = Instant::now();
-    let mut out = Vec::new();
-    // Per scanner group: start of its leftmost literal match at or after where it was last
-    // searched from (usize::MAX: none); each group scans the buffer once, lazily.
-    let groups = scanner.groups();
-    let mut next_hit = vec![0usize; groups];
-    let mut searched = vec![false; groups];
-    let mut hit_in = |a: usize, b: usize| -> bool {
-        let mut hit = false;
-        for g in 0..groups {
-            if !searched[g] || (next_hit[g] < a && next_hit[g] != usize::MAX) {
-                next_hit[g] = scanner.find_from(g, bytes, a).unwrap_or(usize::MAX);
-                searched[g] = true;
+/// A fast-path worker thread's state, kept across the chunks it scans: matching is a pure
+/// function of (level, service, logger, message), and retry loops and repeated errors print
+/// the same message over and over, so recent answers are remembered (keyed by a hash of the
+/// four fields; a hit is verified field by field, no clones).
+struct ChunkWorker<'s> {
+    set: &'s RuleSet,
+    scratch: Scratch,
+    hasher: FxBuildHasher,
+    memo: FxHashMap<u64, (LogRecord, Arc<Matched>)>,
+}
+
+impl<'s> ChunkWorker<'s> {
+    fn new(set: &'s RuleSet) -> Self {
+        ChunkWorker {
+            set,
+            scratch: Scratch::default(),
+            hasher: FxBuildHasher::default(),
+            memo: FxHashMap::default(),
+        }
+    }
+
+    /// The match of a candidate record, from the memo when its fields were seen recently.
+    fn matched(&mut self, r: &LogRecord) -> Arc<Matched> {
+        use std::hash::BuildHasher as _;
+        let key = self
+            .hasher
+            .hash_one((r.level, &r.service, &r.logger, &r.message));
+        match self.memo.get(&key) {
+            Some((k, m))
+                if k.level == r.level
+                    && k.service == r.service
+                    && k.logger == r.logger
+                    && k.message == r.message =>
+            {
+                Arc::clone(m)
             }
-            if next_hit[g] < b {
-                hit = true;
-                break;
+            _ => {
+                let m = Arc::new(self.set.match_record(r, &mut self.scratch));
+                if self.memo.len() >= MATCH_MEMO_ENTRIES {
+                    self.memo.clear();
+                }
+                self.memo.insert(key, (r.clone(), Arc::clone(&m)));
+                m
             }
         }
-        hit
-    };
-    // The open record: byte start, first line number, absorbs raw lines, ERROR or worse.
-    let mut rec: Option<(usize, u64, bool, bool)> = None;
-    let mut close =
-        |start: usize, end: usize, first: u64, severe: bool, out: &mut Vec<LogRecord>| {
-            if severe || hit_in(start, end) {
-                let span = &body[start..end];
-                let span = span.strip_suffix('\n').unwrap_or(span);
-                if memchr::memchr(b'\n', span.as_bytes()).is_none() {
-                    // One line (most records): no need for the joiner's per-stream state.
-                    out.push(joiner.single_line_record(stream, first, received_ms, span, now));
-                } else {
-                    let mut at = 0usize;
-                    let ends = memchr::memchr_iter(b'\n', span.as_bytes()).chain([span.len()]);
-                    for (i, nl) in ends.enumerate() {
-                        joiner.push(
-                            stream,
-                            first + i as u64,
-                            received_ms,
-                            &span[at..nl],
-                            now,
-                            out,
-                        );
-                        at = nl + 1;
-                    }
-                    joiner.flush_all(out);
+    }
+
+    fn candidate_records(
+        &mut self,
+        stream: &Arc<StreamKey>,
+        chunk: &[u8],
+        received_ms: i64,
+    ) -> (Vec<(LogRecord, Arc<Matched>)>, u64) {
+        let set = self.set;
+        let text: Cow<'_, str> = match std::str::from_utf8(chunk) {
+            Ok(t) => Cow::Borrowed(t),
+            Err(_) => String::from_utf8_lossy(chunk),
+        };
+        let text = text.as_ref();
+        let body = text.strip_suffix('\n').unwrap_or(text);
+        let bytes = body.as_bytes();
+        let Some(scanner) = &set.scanner else {
+            return (Vec::new(), 0);
+        };
+        let mut joiner = Joiner::new(JoinerConfig::default());
+        let now = Instant::now();
+        let mut out = Vec::new();
+        // Per scanner group: start of its leftmost literal match at or after where it was last
+        // searched from (usize::MAX: none); each group scans the buffer once, lazily.
+        let groups = scanner.groups();
+        let mut next_hit = vec![0usize; groups];
+        let mut searched = vec![false; groups];
+        let mut hit_in = |a: usize, b: usize| -> bool {
+            let mut hit = false;
+            for g in 0..groups {
+                if !searched[g] || (next_hit[g] < a && next_hit[g] != usize::MAX) {
+                    next_hit[g] = scanner.find_from(g, bytes, a).unwrap_or(usize::MAX);
+                    searched[g] = true;
+                }
+                if next_hit[g] < b {
+                    hit = true;
+                    break;
                 }
             }
+            hit
         };
-    let mut pos = 0usize;
-    let mut line_no = 0u64;
-    while pos <= bytes.len() {
-        let end = memchr::memchr(b'\n', &bytes[pos..]).map_or(bytes.len(), |i| pos + i);
-        let line = &body[pos..end];
-        let p = parse_line(line);
-        let joins = match (&rec, p.kind) {
-            (None, _) => false,
-            (Some(_), LineKind::Continuation) => true,
-            (Some((_, _, absorbs, _)), LineKind::Header) => {
-                *absorbs && p.layout == Layout::Raw && p.level == Level::Unknown
-            }
-        };
-        if !joins {
-            if let Some((start, first, _, severe)) = rec.take() {
-                close(start, pos, first, severe, &mut out);
-            }
-            let absorbs = p.kind == LineKind::Header && absorbs_raw(p.layout);
-            let severe = p.level >= Level::Error;
-            rec = Some((pos, line_no, absorbs, severe));
-        }
-        line_no += 1;
-        if end >= bytes.len() {
-            break;
-        }
-        pos = end + 1;
-    }
-    if let Some((start, first, _, severe)) = rec.take() {
-        close(start, bytes.len(), first, severe, &mut out);
-    }
-    let mut scratch = Scratch::default();
-    // Matching is a pure function of (level, service, logger, message); retry loops and
-    // repeated errors print the same message over and over, so remember recent answers.
-    // Keyed by a hash of the four fields; a hit is verified field by field (no clones).
-    let hasher = FxBuildHasher::default();
-    let mut memo: FxHashMap<u64, (LogRecord, Arc<Matched>)> = FxHashMap::default();
-    let matched = out
-        .into_iter()
-        .filter_map(|r| {
-            use std::hash::BuildHasher as _;
-            let key = hasher.hash_one((r.level, &r.service, &r.logger, &r.message));
-            let m = match memo.get(&key) {
-                Some((k, m))
-                    if k.level == r.level
-                        && k.service == r.service
-                        && k.logger == r.logger
-                        && k.message == r.message =>
-                {
-                    Arc::clone(m)
-                }
-                _ => {
-                    let m = Arc::new(set.match_record(&r, &mut scratch));
-                    if memo.len() >= MATCH_MEMO_ENTRIES {
-                        memo.clear();
+        // The open record: byte start, first line number, absorbs raw lines, ERROR or worse.
+        let mut rec: Option<(usize, u64, bool, bool)> = None;
+        let mut close =
+            |start: usize, end: usize, first: u64, severe: bool, out: &mut Vec<LogRecord>| {
+                if severe || hit_in(start, end) {
+                    let span = &body[start..end];
+                    let span = span.strip_suffix('\n').unwrap_or(span);
+                    if memchr::memchr(b'\n', span.as_bytes()).is_none() {
+                        // One line (most records): no need for the joiner's per-stream state.
+                        out.push(joiner.single_line_record(stream, first, received_ms, span, now));
+                    } else {
+                        let mut at = 0usize;
+                        let ends = memchr::memchr_iter(b'\n', span.as_bytes()).chain([span.len()]);
+                        for (i, nl) in ends.enumerate() {
+                            joiner.push(
+                                stream,
+                                first + i as u64,
+                                received_ms,
+                                &span[at..nl],
+                                now,
+                                out,
+                            );
+                            at = nl + 1;
+                        }
+                        joiner.flush_all(out);
                     }
-                    memo.insert(key, (r.clone(), Arc::clone(&m)));
-                    m
                 }
             };
-            m.is_relevant().then_some((r, m))
-        })
-        .collect();
-    (matched, line_no)
+        let mut pos = 0usize;
+        let mut line_no = 0u64;
+        while pos <= bytes.len() {
+            let end = memchr::memchr(b'\n', &bytes[pos..]).map_or(bytes.len(), |i| pos + i);
+            let line = &body[pos..end];
+            let p = parse_line(line);
+            let joins = match (&rec, p.kind) {
+                (None, _) => false,
+                (Some(_), LineKind::Continuation) => true,
+                (Some((_, _, absorbs, _)), LineKind::Header) => {
+                    *absorbs && p.layout == Layout::Raw && p.level == Level::Unknown
+                }
+            };
+            if !joins {
+                if let Some((start, first, _, severe)) = rec.take() {
+                    close(start, pos, first, severe, &mut out);
+                }
+                let absorbs = p.kind == LineKind::Header && absorbs_raw(p.layout);
+                let severe = p.level >= Level::Error;
+                rec = Some((pos, line_no, absorbs, severe));
+            }
+            line_no += 1;
+            if end >= bytes.len() {
+                break;
+            }
+            pos = end + 1;
+        }
+        if let Some((start, first, _, severe)) = rec.take() {
+            close(start, bytes.len(), first, severe, &mut out);
+        }
+        let matched = out
+            .into_iter()
+            .filter_map(|r| {
+                let m = self.matched(&r);
+                m.is_relevant().then_some((r, m))
+            })
+            .collect();
+        (matched, line_no)
+    }
 }
 
 /// Distinct messages remembered per thread by the fast path's match memo.
