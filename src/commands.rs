@@ -151,11 +151,18 @@ pub fn diagnose(
                 .context("reading standard input")?;
             continue;
         }
-        // Read (block by block, while workers scan), not memory-mapped: a live log truncated
-        // by logrotate while it is mapped would kill the process with SIGBUS.
+        // Read at offsets by the workers, not memory-mapped: a live log truncated by
+        // logrotate while it is mapped would kill the process with SIGBUS. A pipe or a
+        // device cannot be read at offsets: streamed.
         let f = std::fs::File::open(file).with_context(|| format!("reading {}", file.display()))?;
-        d.feed_reader(&file.display().to_string(), f)
-            .with_context(|| format!("reading {}", file.display()))?;
+        let name = file.display().to_string();
+        let regular = f.metadata().is_ok_and(|m| m.is_file());
+        if regular {
+            d.feed_file(&name, &f)
+        } else {
+            d.feed_reader(&name, f)
+        }
+        .with_context(|| format!("reading {}", file.display()))?;
     }
     let findings = d.finish();
     out.write_all(render_findings(&findings, format).as_bytes())?;

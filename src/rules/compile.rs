@@ -188,6 +188,12 @@ impl Template {
     /// Render with `lookup`; a value that is missing renders as `unknown`.
     pub fn render<'a>(&self, lookup: impl Fn(&str) -> Option<&'a str>) -> String {
         let mut out = String::new();
+        self.render_into(&mut out, lookup);
+        out
+    }
+
+    /// [`Template::render`] appending to `out`.
+    pub fn render_into<'a>(&self, out: &mut String, lookup: impl Fn(&str) -> Option<&'a str>) {
         for p in &self.parts {
             match p {
                 TplPart::Text(t) => out.push_str(t),
@@ -198,7 +204,6 @@ impl Template {
                 ),
             }
         }
-        out
     }
 }
 
@@ -868,6 +873,13 @@ fn compile_rule(file: &str, spec: RuleSpec) -> Result<Rule, Vec<RuleError>> {
         "diagnosis",
         spec.diagnosis.as_deref().unwrap_or(spec.title.as_str()),
     );
+    if entity.vars().any(|v| v == "count") {
+        errors.push(RuleError {
+            file: file.to_string(),
+            field: "entity".into(),
+            reason: "{count} changes with every firing; the entity names what the fault is about (a host, a host:port, a path)".into(),
+        });
+    }
     let mut remediation = Vec::new();
     for (i, r) in spec.remediation.iter().enumerate() {
         let t = Template::parse_lenient(r);

@@ -19,7 +19,7 @@ type ChunkResult = (Vec<(LogRecord, Arc<Matched>)>, u64, Vec<u8>);
 
 /// Bytes read per block in the fast path (blocks are cut at record boundaries). Small enough
 /// that the few buffers in flight stay in cache and are reused, not faulted in afresh.
-const READ_BLOCK: usize = 1 << 20;
+const READ_BLOCK: usize = 2 << 20;
 
 /// Below this size a file is diagnosed on one thread, line by line.
 const FAST_PATH_MIN_BYTES: usize = 1 << 20;
@@ -85,22 +85,128 @@ impl Diagnosis {
         self.drain();
     }
 
-    /// Feed a whole file (one stream). Large inputs take the fast path: the buffer is split
+    /// Feed a whole file (one stream). Large inputs take the fast path: the input is split
     /// at record boundaries across threads; each thread groups lines into records with the
     /// joiner's rule and builds (with the real [`Joiner`]) only the records that can matter:
-    /// those containing a rule or exception literal (one leftmost-first Aho-Corasick pass
-    /// over the buffer) or whose level is ERROR or worse. Every other record can neither
-    /// match a signal nor be an `unknown`, so skipping it changes no finding.
+    /// those containing a rule or exception literal (Teddy passes over the block, see
+    /// `compile::scan_patterns`) or whose level is ERROR or worse. Every other record can
+    /// neither match a signal nor be an `unknown`, so skipping it changes no finding.
     pub fn feed_bytes(&mut self, file: &str, bytes: &[u8]) {
-        // A byte slice is a reader; the streaming path below then copies it block by block.
-        if let Err(e) = self.feed_reader(file, bytes) {
+        if let Err(e) = self.feed_positional(file, bytes) {
             tracing::error!(error = %e, "reading an in-memory buffer failed");
         }
     }
 
-    /// [`Diagnosis::feed_bytes`] for a reader (a file, stdin): blocks are read while worker
-    /// threads scan the previous ones, cut at record boundaries, and this thread correlates
-    /// finished blocks in order.
+    /// [`Diagnosis::feed_bytes`] for a file, read by the worker threads themselves, each its
+    /// own blocks at their offsets, while this thread correlates finished blocks in order.
+    /// The file is diagnosed up to the length it has when this starts.
+    pub fn feed_file(&mut self, file: &str, f: &std::fs::File) -> std::io::Result<()> {
+        self.feed_positional(file, f)
+    }
+
+    /// The positional fast path (see [`Positional`]): block `i` covers the records that start
+    /// in `[i * read_block, (i + 1) * read_block)`; its worker reads it, and on past its end
+    /// to the next record start, so the blocks cut the input exactly at record boundaries.
+    fn feed_positional<P: Positional + ?Sized>(
+        &mut self,
+        file: &str,
+        src: &P,
+    ) -> std::io::Result<()> {
+        let set = Arc::clone(self.correlator.rule_set());
+        let len = src.size()?;
+        let block = self.read_block.max(1) as u64;
+        if len < self.fast_path_min_bytes as u64 || set.fallback.is_some() || set.scanner.is_none()
+        {
+            let mut all = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
+            let got = read_at_most(src, &mut all, 0)?;
+            all.truncate(got);
+            self.feed_whole(file, &all);
+            return Ok(());
+        }
+        let stream = offline_stream(file);
+        let threads = worker_threads();
+        let blocks = len.div_ceil(block) as usize;
+        if blocks == 0 {
+            return Ok(());
+        }
+        // Blocks handed out but not yet correlated: bounds the results waiting in memory.
+        let window = threads * 4;
+        let received_ms = self.received_ms;
+        let (job_tx, job_rx) = std::sync::mpsc::channel::<usize>();
+        let job_rx = std::sync::Mutex::new(job_rx);
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, std::io::Result<ChunkResult>)>();
+        std::thread::scope(|scope| -> std::io::Result<()> {
+            for _ in 0..threads {
+                let (set, stream, tx, job_rx) = (&set, &stream, tx.clone(), &job_rx);
+                scope.spawn(move || {
+                    let mut worker = ChunkWorker::new(set);
+                    let mut buf = Vec::with_capacity(block as usize + READ_PIECE);
+                    loop {
+                        let job = match job_rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => break,
+                        };
+                        let Ok(i) = job else { break };
+                        // A panic would leave block `i` missing forever: report it instead.
+                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            read_block(src, len, block, i, &mut buf).map(|range| {
+                                let (records, lines) = match range {
+                                    Some((a, b)) => {
+                                        worker.candidate_records(stream, &buf[a..b], received_ms)
+                                    }
+                                    None => (Vec::new(), 0),
+                                };
+                                (records, lines, Vec::new())
+                            })
+                        }))
+                        .unwrap_or_else(|_| {
+                            Err(std::io::Error::other(format!(
+                                "diagnosing block {i} failed (a bug: the worker panicked)"
+                            )))
+                        });
+                        if tx.send((i, result)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            let mut pending: HashMap<usize, ChunkResult> = HashMap::new();
+            let mut want = 0usize;
+            let mut sent = 0usize;
+            let mut spare = Vec::new();
+            let mut failed = None;
+            while sent < blocks.min(window) {
+                let _ = job_tx.send(sent);
+                sent += 1;
+            }
+            for (i, result) in &rx {
+                match result {
+                    Ok(r) => {
+                        pending.insert(i, r);
+                    }
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                        break;
+                    }
+                }
+                self.correlate_ready(&mut pending, &mut want, &mut spare);
+                while sent < blocks && sent < want + window {
+                    let _ = job_tx.send(sent);
+                    sent += 1;
+                }
+                if want == blocks {
+                    break;
+                }
+            }
+            drop(job_tx);
+            failed.map_or(Ok(()), Err)
+        })
+    }
+
+    /// [`Diagnosis::feed_bytes`] for a reader that cannot be read at offsets (stdin, a pipe):
+    /// this thread reads blocks, cut at record boundaries, while worker threads scan the
+    /// previous ones, and correlates finished blocks in order.
     pub fn feed_reader(
         &mut self,
         file: &str,
@@ -116,15 +222,11 @@ impl Diagnosis {
             if !eof {
                 reader.read_to_end(&mut first)?;
             }
-            let text = String::from_utf8_lossy(&first);
-            let body = text.strip_suffix('\n').unwrap_or(&text);
-            self.feed_stream(file, body.split('\n'));
+            self.feed_whole(file, &first);
             return Ok(());
         }
         let stream = offline_stream(file);
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, 8);
+        let threads = worker_threads();
         let received_ms = self.received_ms;
         let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<(usize, Vec<u8>)>(threads * 2);
         let job_rx = std::sync::Mutex::new(job_rx);
@@ -197,6 +299,16 @@ impl Diagnosis {
             }
             read_result
         })
+    }
+
+    /// A small input, line by line on this thread (an empty one has no line).
+    fn feed_whole(&mut self, file: &str, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let text = String::from_utf8_lossy(bytes);
+        let body = text.strip_suffix('\n').unwrap_or(&text);
+        self.feed_stream(file, body.split('\n'));
     }
 
     /// Correlate the finished chunks that are next in order.
@@ -283,6 +395,13 @@ fn offline_stream(file: &str) -> Arc<StreamKey> {
     })
 }
 
+/// Threads scanning blocks in the fast path.
+fn worker_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+}
+
 /// Append up to `want` more bytes from `reader` to `buf`; true at end of input.
 fn fill(reader: &mut impl std::io::Read, buf: &mut Vec<u8>, want: usize) -> std::io::Result<bool> {
     use std::io::Read as _;
@@ -305,9 +424,7 @@ fn last_record_start(buf: &[u8]) -> usize {
     let mut end = last_nl;
     while let Some(nl) = memchr::memrchr(b'\n', &buf[..end]) {
         let start = nl + 1;
-        let line = String::from_utf8_lossy(&buf[start..end]);
-        let p = parse_line(&line);
-        if p.kind == LineKind::Header && p.time.is_some() && p.layout != Layout::Raw {
+        if opens_record(&buf[start..end]) {
             return start;
         }
         end = nl;
@@ -315,9 +432,159 @@ fn last_record_start(buf: &[u8]) -> usize {
     0
 }
 
-/// The records of `chunk` that can produce a finding (see [`Diagnosis::feed_bytes`]), built
-/// by the real joiner and matched against the rules; ids are line numbers within the chunk.
-/// Also returns the chunk's line count.
+/// Whether a whole line (without its newline) opens a record whatever came before it: a
+/// timestamped header of a known layout, which the joiner never appends to a record.
+fn opens_record(line: &[u8]) -> bool {
+    let line = String::from_utf8_lossy(line);
+    let p = parse_line(&line);
+    p.kind == LineKind::Header && p.time.is_some() && p.layout != Layout::Raw
+}
+
+/// Bytes read at a time past a block's end while looking for the next record start.
+const READ_PIECE: usize = 64 << 10;
+
+/// An input read at offsets: a file, or bytes in memory.
+pub trait Positional: Sync {
+    /// Bytes in the input.
+    fn size(&self) -> std::io::Result<u64>;
+    /// Read into `buf` from `offset`; 0 at the end.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize>;
+}
+
+impl Positional for [u8] {
+    fn size(&self) -> std::io::Result<u64> {
+        Ok(<[u8]>::len(self) as u64)
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        let from = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(<[u8]>::len(self));
+        let n = buf.len().min(<[u8]>::len(self) - from);
+        buf[..n].copy_from_slice(&self[from..from + n]);
+        Ok(n)
+    }
+}
+
+impl Positional for std::fs::File {
+    fn size(&self) -> std::io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+
+    #[cfg(unix)]
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        std::os::unix::fs::FileExt::read_at(self, buf, offset)
+    }
+
+    #[cfg(windows)]
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        std::os::windows::fs::FileExt::seek_read(self, buf, offset)
+    }
+}
+
+/// Fill `buf` from `offset` as far as the input goes; the number of bytes read.
+fn read_at_most<P: Positional + ?Sized>(
+    src: &P,
+    buf: &mut [u8],
+    offset: u64,
+) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match src.read_at(&mut buf[got..], offset + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// Read block `i` of `src` (length `len`, blocks of `block` bytes) into `buf`: from the byte
+/// before the block (to tell whether the block starts a line) to the first record start at
+/// or after the block's end. Returns the range of `buf` holding the records that start in
+/// the block, `None` when none does (a record longer than a block).
+fn read_block<P: Positional + ?Sized>(
+    src: &P,
+    len: u64,
+    block: u64,
+    i: usize,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Option<(usize, usize)>> {
+    let lo = i as u64 * block;
+    let hi = (lo + block).min(len);
+    let reader = BlockReader {
+        src,
+        len,
+        base: lo.saturating_sub(1),
+    };
+    buf.clear();
+    reader.more(buf, hi - reader.base)?;
+    let start = if lo == 0 {
+        Some(0)
+    } else {
+        first_record_start(buf, (lo - reader.base) as usize, &reader)?
+    };
+    let Some(start) = start else {
+        return Ok(None);
+    };
+    if reader.base + start as u64 >= hi {
+        return Ok(None);
+    }
+    let end = first_record_start(buf, (hi - reader.base) as usize, &reader)?.unwrap_or(buf.len());
+    Ok(Some((start, end)))
+}
+
+/// Reads a block's bytes into a buffer that starts at offset `base` of `src`.
+struct BlockReader<'a, P: ?Sized> {
+    src: &'a P,
+    len: u64,
+    base: u64,
+}
+
+impl<P: Positional + ?Sized> BlockReader<'_, P> {
+    /// Append up to `want` more bytes to `buf`; true when the input has no more.
+    fn more(&self, buf: &mut Vec<u8>, want: u64) -> std::io::Result<bool> {
+        let at = self.base + buf.len() as u64;
+        let want = want.min(self.len.saturating_sub(at));
+        let want = usize::try_from(want).unwrap_or(usize::MAX);
+        let old = buf.len();
+        buf.resize(old + want, 0);
+        let got = read_at_most(self.src, &mut buf[old..], at)?;
+        buf.truncate(old + got);
+        Ok(got < want || at + got as u64 >= self.len)
+    }
+}
+
+/// Offset in `buf` of the first line starting at or after `from` that opens a record (see
+/// [`opens_record`]), reading on with `reader` as needed; `None` at the end of input.
+fn first_record_start<P: Positional + ?Sized>(
+    buf: &mut Vec<u8>,
+    from: usize,
+    reader: &BlockReader<'_, P>,
+) -> std::io::Result<Option<usize>> {
+    // `p` is where the next line to look at starts once `aligned` (`from` may be mid-line).
+    let mut p = from;
+    let mut aligned = from == 0 || buf.get(from - 1) == Some(&b'\n');
+    let mut at_end = reader.base + buf.len() as u64 >= reader.len;
+    loop {
+        match memchr::memchr(b'\n', buf.get(p..).unwrap_or_default()) {
+            Some(k) => {
+                if aligned && opens_record(&buf[p..p + k]) {
+                    return Ok(Some(p));
+                }
+                aligned = true;
+                p += k + 1;
+            }
+            None if at_end => {
+                let last = buf.get(p..).unwrap_or_default();
+                return Ok((aligned && !last.is_empty() && opens_record(last)).then_some(p));
+            }
+            None => at_end = reader.more(buf, READ_PIECE as u64)?,
+        }
+    }
+}
+
 /// A fast-path worker thread's state, kept across the chunks it scans: matching is a pure
 /// function of (level, service, logger, message), and retry loops and repeated errors print
 /// the same message over and over, so recent answers are remembered (keyed by a hash of the
@@ -501,17 +768,58 @@ mod tests {
         let Some(dir) = testdata::shared_dir() else {
             return;
         };
-        for name in ["Hadoop", "Zookeeper", "OpenSSH", "HDFS"] {
-            let one = std::fs::read(dir.join(format!("data/loghub/{name}/{name}_2k.log"))).unwrap();
-            let bytes = one.repeat(3);
+        // Multi-line records across block cuts, a last line without its newline.
+        let mut synthetic = String::new();
+        for i in 0..300 {
+            synthetic.push_str(&format!(
+                "2025-03-14 10:41:{:02},219 ERROR org.apache.hadoop.hdfs.server.datanode.DataNode: \
+                 Exception in secureMain\njava.net.BindException: Problem binding to [0.0.0.0:9866] \
+                 java.net.BindException: Address already in use\n\tat sun.nio.ch.Net.bind0(Native Method)\n\
+                 \tat org.apache.hadoop.ipc.Server.bind(Server.java:{i})\n\
+                 2025-03-14 10:41:{:02},300 INFO org.apache.hadoop.util.ExitUtil: Exiting with status 1\n",
+                i % 60,
+                i % 60
+            ));
+        }
+        synthetic.push_str("2025-03-14 10:42:00,000 WARN org.apache.hadoop.ipc.Client: no newline");
+        let inputs = ["Hadoop", "Zookeeper", "OpenSSH", "HDFS", "Spark", "Linux"]
+            .into_iter()
+            .map(|name| {
+                let path = dir.join(format!("data/loghub/{name}/{name}_2k.log"));
+                (name, std::fs::read(path).unwrap().repeat(3))
+            })
+            .chain([("synthetic", synthetic.into_bytes())]);
+        for (name, bytes) in inputs {
             let mut slow = Diagnosis::new(Arc::clone(&set));
             slow.fast_path_min_bytes = usize::MAX;
             slow.feed_bytes("f", &bytes);
-            let mut fast = Diagnosis::new(Arc::clone(&set));
-            fast.fast_path_min_bytes = 0;
-            fast.read_block = 16 * 1024; // many blocks, many cuts
-            fast.feed_bytes("f", &bytes);
-            assert_eq!(summary(&slow.finish()), summary(&fast.finish()), "{name}");
+            let slow_lines = slow.lines_seen;
+            let slow = summary(&slow.finish());
+            for block in [16 * 1024, 1000, 97] {
+                // Many blocks, many cuts; blocks shorter than a record too.
+                let mut fast = Diagnosis::new(Arc::clone(&set));
+                fast.fast_path_min_bytes = 0;
+                fast.read_block = block;
+                fast.feed_bytes("f", &bytes);
+                assert_eq!(
+                    fast.lines_seen, slow_lines,
+                    "{name} {block}: positional lines"
+                );
+                assert_eq!(slow, summary(&fast.finish()), "{name} {block}: positional");
+                let mut streamed = Diagnosis::new(Arc::clone(&set));
+                streamed.fast_path_min_bytes = 0;
+                streamed.read_block = block;
+                streamed.feed_reader("f", &bytes[..]).unwrap();
+                assert_eq!(
+                    streamed.lines_seen, slow_lines,
+                    "{name} {block}: streamed lines"
+                );
+                assert_eq!(
+                    slow,
+                    summary(&streamed.finish()),
+                    "{name} {block}: streamed"
+                );
+            }
         }
     }
 }

@@ -96,11 +96,15 @@ struct Fact {
     caps: Vec<(String, String)>,
 }
 
+/// A match counted towards a `count` threshold: its time, and its evidence unless the
+/// consumer has all it keeps (see [`Correlator::compact_repeats`]).
+type CountedMatch = (i64, Option<Evidence>);
+
 #[derive(Debug, Default, Clone)]
 struct ScopeState {
     facts: VecDeque<Fact>,
-    /// Per (rule, signal, hash of the group value): recent matches (time, evidence).
-    counts: super::fxhash::FxHashMap<(u16, u16, u64), VecDeque<(i64, Evidence)>>,
+    /// Per (rule, signal, hash of the group value): recent matches.
+    counts: super::fxhash::FxHashMap<(u16, u16, u64), VecDeque<CountedMatch>>,
     /// Latest event time seen in this scope (for eviction).
     last_ms: i64,
     /// When the count groups are next swept for expired windows.
@@ -148,10 +152,12 @@ pub struct Correlator {
     scratch: Scratch,
     /// Include generic unknown findings (records nothing explains).
     pub unknowns: bool,
-    /// Repeats of a fingerprint already emitted carry only identity, counts and evidence
-    /// (for consumers that merge by fingerprint, like the offline diagnosis).
+    /// Repeats of a fingerprint already emitted carry only the fingerprint, counts and
+    /// evidence, and no evidence once the first firings gave all that is kept (for consumers
+    /// that merge by fingerprint with [`merge_finding`], like the offline diagnosis).
     pub compact_repeats: bool,
-    seen: super::fxhash::FxHashSet<String>,
+    /// Compact mode: per fingerprint emitted, how many evidence records went with it.
+    seen: super::fxhash::FxHashMap<String, usize>,
     /// While a batch is open: each touched scope's state before the batch (`None`: it did not
     /// exist), so that a batch the database did not store can be undone.
     undo: Option<HashMap<u64, Option<ScopeState>>>,
@@ -349,7 +355,21 @@ impl Correlator {
             if suppressed {
                 continue;
             }
-            let ev = evidence_of(rec, EVIDENCE_LINES_PER_RECORD);
+            // Compact mode: a repeat whose merged finding already holds all the evidence it
+            // keeps needs none, so most records of a long episode skip copying their lines.
+            let mut id = None;
+            let wants_evidence = if self.compact_repeats {
+                let i = identity(rule, rec, &m.caps);
+                let wants = self
+                    .seen
+                    .get(&i.fingerprint)
+                    .is_none_or(|&n| n < EVIDENCE_RECORDS);
+                id = Some(i);
+                wants
+            } else {
+                true
+            };
+            let ev = wants_evidence.then(|| evidence_of(rec, EVIDENCE_LINES_PER_RECORD));
             let mut evidence = vec![];
             let mut first_ms = now;
             let mut count = 1u64;
@@ -370,7 +390,7 @@ impl Correlator {
                     super::fxhash::FxBuildHasher::default().hash_one(value)
                 };
                 let q = scope.counts.entry((m.rule, m.signal, group)).or_default();
-                q.push_back((now, ev.clone()));
+                q.push_back((now, ev));
                 while q
                     .front()
                     .is_some_and(|(t, _)| *t < now - sig.within_ms || *t > now)
@@ -385,19 +405,16 @@ impl Correlator {
                 }
                 count = q.len() as u64;
                 first_ms = q.front().map_or(now, |(t, _)| *t);
-                evidence.extend(
-                    q.iter()
-                        .take(q.len().saturating_sub(1))
-                        .map(|(_, e)| e.clone()),
-                );
-                // The next firing needs a fresh run of `count` matches.
-                q.clear();
+                // The run's evidence, this record's last; the next firing needs a fresh run.
+                evidence.extend(q.drain(..).filter_map(|(_, e)| e));
+            } else {
+                evidence.extend(ev);
             }
-            evidence.push(ev);
+            let id = id.unwrap_or_else(|| identity(rule, rec, &m.caps));
             fired_rules.push(m.rule);
             let seen = self.compact_repeats.then_some(&mut self.seen);
             out.push(rule_finding(
-                rule, rec, &m.caps, evidence, first_ms, count, seen,
+                rule, rec, &m.caps, id, evidence, first_ms, count, seen,
             ));
         }
         if unknown {
@@ -647,50 +664,91 @@ fn evidence_of(rec: &LogRecord, max_lines: usize) -> Evidence {
     }
 }
 
+/// Who a rule finding is about: its host, and its fingerprint (rule, cluster and entity),
+/// built in one string with no formatting machinery: it is computed for every firing.
+struct Identity<'a> {
+    host: &'a str,
+    fingerprint: String,
+    /// Where the entity starts in `fingerprint` (it runs to the end).
+    entity_at: usize,
+}
+
+impl Identity<'_> {
+    fn entity(&self) -> &str {
+        &self.fingerprint[self.entity_at..]
+    }
+}
+
+fn identity<'a>(rule: &Rule, rec: &'a LogRecord, caps: &'a [(String, String)]) -> Identity<'a> {
+    let host = caps
+        .iter()
+        .find(|(k, _)| k == "host")
+        .map_or(rec.host.as_str(), |(_, v)| v.as_str());
+    let mut fingerprint = String::with_capacity(rule.id.len() + rec.cluster.len() + 48);
+    if rule.kind == RuleKind::Escalate {
+        fingerprint.push_str("unknown:");
+    }
+    fingerprint.push_str(&rule.id);
+    fingerprint.push(':');
+    fingerprint.push_str(&rec.cluster);
+    fingerprint.push(':');
+    let entity_at = fingerprint.len();
+    // `{count}` is refused in entities at load (it would split one fault per firing).
+    rule.entity.render_into(&mut fingerprint, |name| {
+        builtin_or_capture(name, host, rec, "", caps)
+    });
+    Identity {
+        host,
+        fingerprint,
+        entity_at,
+    }
+}
+
+/// A template variable: a built-in (`host`, `service`, `cluster`, `count`) or a capture.
+fn builtin_or_capture<'a>(
+    name: &str,
+    host: &'a str,
+    rec: &'a LogRecord,
+    count: &'a str,
+    caps: &'a [(String, String)],
+) -> Option<&'a str> {
+    match name {
+        "host" => Some(host),
+        "service" => Some(rec.service.as_str()),
+        "cluster" => Some(rec.cluster.as_str()),
+        "count" => Some(count),
+        _ => caps
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str()),
+    }
+}
+
+// Private constructor with one call site; the arguments are the finding's parts.
+#[allow(clippy::too_many_arguments)]
 fn rule_finding(
     rule: &Rule,
     rec: &LogRecord,
     caps: &[(String, String)],
+    id: Identity<'_>,
     evidence: Vec<Evidence>,
     first_ms: i64,
     count: u64,
-    seen: Option<&mut super::fxhash::FxHashSet<String>>,
+    seen: Option<&mut super::fxhash::FxHashMap<String, usize>>,
 ) -> Finding {
-    let host = caps
-        .iter()
-        .find(|(k, _)| k == "host")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_else(|| rec.host.clone());
-    let count_s = count.to_string();
-    let lookup = |name: &str| -> Option<&str> {
-        match name {
-            "host" => Some(host.as_str()),
-            "service" => Some(rec.service.as_str()),
-            "cluster" => Some(rec.cluster.as_str()),
-            "count" => Some(count_s.as_str()),
-            _ => caps
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str()),
-        }
-    };
-    let entity = rule.entity.render(lookup);
     let escalate = rule.kind == RuleKind::Escalate;
-    let (fault_type, source) = if escalate {
-        ("unknown".to_string(), FindingSource::Unknown)
+    let source = if escalate {
+        FindingSource::Unknown
     } else {
-        (rule.id.clone(), FindingSource::Rule)
-    };
-    let fingerprint = if escalate {
-        format!("unknown:{}:{}:{}", rule.id, rec.cluster, entity)
-    } else {
-        format!("{}:{}:{}", rule.id, rec.cluster, entity)
+        FindingSource::Rule
     };
     if let Some(seen) = seen {
-        if seen.contains(&fingerprint) {
-            // A repeat the consumer merges by fingerprint: identity, counts and evidence.
+        if let Some(n) = seen.get_mut(&id.fingerprint) {
+            *n += evidence.len();
+            // A repeat the consumer merges by fingerprint: only the fingerprint, counts and
+            // evidence (see `Correlator::compact_repeats`).
             return Finding {
-                fault_type,
+                fault_type: String::new(),
                 source,
                 rule_id: None,
                 title: String::new(),
@@ -698,10 +756,10 @@ fn rule_finding(
                 priority: rule.priority,
                 component: String::new(),
                 cluster: String::new(),
-                host,
+                host: String::new(),
                 service: String::new(),
-                entity,
-                fingerprint,
+                entity: String::new(),
+                fingerprint: id.fingerprint,
                 diagnosis: String::new(),
                 remediation: Vec::new(),
                 references: Vec::new(),
@@ -713,8 +771,17 @@ fn rule_finding(
                 trigger_log_id: rec.id,
             };
         }
-        seen.insert(fingerprint.clone());
+        seen.insert(id.fingerprint.clone(), evidence.len());
     }
+    let fault_type = if escalate {
+        "unknown".to_string()
+    } else {
+        rule.id.clone()
+    };
+    let (host, entity) = (id.host, id.entity().to_string());
+    let fingerprint = id.fingerprint;
+    let count_s = count.to_string();
+    let lookup = |name: &str| builtin_or_capture(name, host, rec, &count_s, caps);
     let diagnosis = rule.diagnosis.render(lookup);
     let remediation = rule.remediation.iter().map(|t| t.render(lookup)).collect();
     Finding {
@@ -726,7 +793,7 @@ fn rule_finding(
         priority: rule.priority,
         component: rule.component.clone(),
         cluster: rec.cluster.clone(),
-        host,
+        host: host.to_string(),
         service: rec.service.clone(),
         entity,
         fingerprint,
