@@ -188,7 +188,7 @@ pub fn rules(
     match command {
         RulesCommand::Check { rules } => {
             let source = rule_source(rules.as_deref(), settings);
-            match crate::rules::load(&source) {
+            match crate::rules::load_checked(&source) {
                 Ok(set) => {
                     writeln!(out, "{} rule(s) OK ({source})", set.rules.len())?;
                     Ok(true)
@@ -203,7 +203,10 @@ pub fn rules(
         }
         RulesCommand::Test { rules, cases: dir } => {
             let source = rule_source(rules.as_deref(), settings);
-            let set = load(&source)?;
+            let set = crate::rules::load_checked(&source)
+                .map(Arc::new)
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .with_context(|| format!("loading rules from {source}"))?;
             let reports = cases::run_all(&set, dir);
             let mut ok = true;
             for r in &reports {

@@ -93,7 +93,7 @@ fn broken_rule_files_are_rejected_with_file_field_and_reason() {
             .trim()
             .to_string();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let err = RuleSet::compile(&[(name.clone(), text)])
+        let err = RuleSet::compile_checked(&[(name.clone(), text)])
             .err()
             .unwrap_or_else(|| panic!("{name} was accepted"));
         let msg = err.to_string();

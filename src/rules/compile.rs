@@ -6,7 +6,9 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
-use regex::{Regex, RegexSet};
+use regex::RegexSet;
+
+use super::lazy_regex::LazyRegex;
 use serde::Serialize;
 
 use super::spec::{RuleKind, RuleSpec, SignalSpec};
@@ -314,8 +316,8 @@ pub struct Signal {
     pub all: Vec<String>,
     pub any: Vec<String>,
     pub none: Vec<String>,
-    pub regex: Option<Regex>,
-    pub not_regex: Option<Regex>,
+    pub regex: Option<LazyRegex>,
+    pub not_regex: Option<LazyRegex>,
     pub checks: Vec<Check>,
     pub min_level: Level,
     pub context: bool,
@@ -726,6 +728,38 @@ impl RuleSet {
         })
     }
 
+    /// Compile every signal regex now (they are otherwise compiled on first use, see
+    /// [`LazyRegex`]); the ones that cannot be compiled are load errors.
+    pub fn compile_regexes(&self) -> Result<(), RuleSetError> {
+        let mut errors = Vec::new();
+        for rule in &self.rules {
+            for (i, sig) in rule.signals.iter().enumerate() {
+                for (field, re) in [("regex", &sig.regex), ("not_regex", &sig.not_regex)] {
+                    if let Some(Err(e)) = re.as_ref().map(LazyRegex::compile) {
+                        errors.push(RuleError {
+                            file: rule.file.clone(),
+                            field: format!("signal[{i}].{field}"),
+                            reason: format!("invalid regex: {e}"),
+                        });
+                    }
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(RuleSetError { errors })
+        }
+    }
+
+    /// [`RuleSet::compile`], then [`RuleSet::compile_regexes`]: a set that loads this way
+    /// has nothing left to fail.
+    pub fn compile_checked(files: &[(String, String)]) -> Result<RuleSet, RuleSetError> {
+        let set = Self::compile(files)?;
+        set.compile_regexes()?;
+        Ok(set)
+    }
+
     /// The rule with this id.
     pub fn rule(&self, id: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.id == id)
@@ -958,11 +992,11 @@ fn compile_signal(
         }
     }
     let mut caps = Vec::new();
-    let mut re = |field: &str, pat: &Option<String>| -> Option<Regex> {
+    let mut re = |field: &str, pat: &Option<String>| -> Option<LazyRegex> {
         let p = pat.as_ref()?;
-        match Regex::new(&super::ascii::ascii_perl_classes(p)) {
+        match LazyRegex::new(super::ascii::ascii_perl_classes(p)) {
             Ok(r) => {
-                caps.extend(r.capture_names().flatten().map(str::to_string));
+                caps.extend(r.capture_names().map(str::to_string));
                 Some(r)
             }
             Err(e) => {

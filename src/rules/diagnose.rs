@@ -639,7 +639,8 @@ impl<'s> ChunkWorker<'s> {
         received_ms: i64,
     ) -> (Vec<(LogRecord, Arc<Matched>)>, u64) {
         let set = self.set;
-        let text: Cow<'_, str> = match std::str::from_utf8(chunk) {
+        // SIMD validation: several times faster than `str::from_utf8` on log text.
+        let text: Cow<'_, str> = match simdutf8::basic::from_utf8(chunk) {
             Ok(t) => Cow::Borrowed(t),
             Err(_) => String::from_utf8_lossy(chunk),
         };

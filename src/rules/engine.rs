@@ -613,13 +613,18 @@ fn confirm(
     if sig.none.iter().any(|l| text.contains(l.as_str())) {
         return None;
     }
-    if sig.not_regex.as_ref().is_some_and(|r| r.is_match(text)) {
+    if sig
+        .not_regex
+        .as_ref()
+        .is_some_and(|r| r.get().is_some_and(|r| r.is_match(text)))
+    {
         return None;
     }
     let mut caps = Vec::new();
-    if let Some(re) = &sig.regex {
+    if let Some(lazy) = &sig.regex {
+        let re = lazy.get()?;
         let c = re.captures(text)?;
-        for name in re.capture_names().flatten() {
+        for name in lazy.capture_names() {
             if let Some(v) = c.name(name) {
                 caps.push((name.to_string(), v.as_str().to_string()));
             }

@@ -13,6 +13,7 @@ pub mod diagnose;
 pub mod engine;
 pub mod eval;
 pub mod fxhash;
+pub mod lazy_regex;
 pub mod spec;
 
 use std::path::{Path, PathBuf};
@@ -112,8 +113,15 @@ fn collect_toml(
 }
 
 /// Load and compile every rule of `source`.
+/// Load for a one-off run (`diagnose`, `eval`): regexes compile when first used.
 pub fn load(source: &RuleSource) -> Result<RuleSet, RuleSetError> {
     RuleSet::compile(&rule_files(source)?)
+}
+
+/// Load for the engine and `faultline rules check|test`: every regex compiled now, so a set
+/// that loads has nothing left to fail.
+pub fn load_checked(source: &RuleSource) -> Result<RuleSet, RuleSetError> {
+    RuleSet::compile_checked(&rule_files(source)?)
 }
 
 /// The live rule set of a running engine, swapped whole on reload.
@@ -133,7 +141,7 @@ pub struct ReloadSummary {
 
 impl RulesHandle {
     pub fn load(source: RuleSource) -> Result<RulesHandle, RuleSetError> {
-        let set = load(&source)?;
+        let set = load_checked(&source)?;
         Ok(RulesHandle {
             source,
             current: RwLock::new(Arc::new(set)),
@@ -165,7 +173,7 @@ impl RulesHandle {
         if self.source == RuleSource::Embedded {
             return Ok(self.summary());
         }
-        let set = load(&self.source)?;
+        let set = load_checked(&self.source)?;
         let summary = summary(&self.source, &set);
         match self.current.write() {
             Ok(mut g) => *g = Arc::new(set),
