@@ -27,6 +27,10 @@ pub struct Settings {
     pub pipeline: PipelineSettings,
     pub rules: RulesSettings,
     pub log: LogSettings,
+    /// The Hadoop clusters watched by the scheduler (`[[clusters]]`); none by default.
+    pub clusters: Vec<crate::cluster::settings::ClusterSettings>,
+    pub scheduler: crate::cluster::settings::SchedulerSettings,
+    pub snapshot_faults: crate::cluster::snapshot::Thresholds,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -459,6 +463,13 @@ impl Settings {
         if let Err(reason) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return e("log.level", format!("not a valid filter: {reason}"));
         }
+        if let Err((key, reason)) = crate::cluster::settings::validate(
+            &self.clusters,
+            &self.scheduler,
+            &self.snapshot_faults,
+        ) {
+            return e(&key, reason);
+        }
         Ok(())
     }
 
@@ -617,6 +628,37 @@ mod tests {
         let s = load(Some(text), &[]).unwrap();
         let d = Settings::default();
         assert_eq!(s.to_redacted_toml(), d.to_redacted_toml());
+    }
+
+    #[test]
+    fn clusters_and_scheduler() {
+        let text = r#"
+[[clusters]]
+name = "prod"
+namenodes = ["http://nn1:9870", "http://nn2:9870"]
+resourcemanagers = ["http://rm1:8088"]
+workers = ["w1", "w2"]
+flume_agents = [{ name = "a1", url = "http://w1:41414/metrics" }]
+ssh_user = "hadoop"
+
+[scheduler]
+ports = "0 */5 * * * *"
+
+[snapshot_faults]
+flume_consecutive_polls = 2
+"#;
+        let s = load(Some(text), &[]).unwrap();
+        assert_eq!(s.clusters.len(), 1);
+        assert_eq!(s.clusters[0].workers, ["w1", "w2"]);
+        assert_eq!(s.clusters[0].hadoop_version, 3, "defaults fill the rest");
+        assert_eq!(s.snapshot_faults.flume_consecutive_polls, 2);
+
+        let e = load(Some("[[clusters]]\nname = \"x\"\nnamenode = []\n"), &[]).unwrap_err();
+        assert!(e.reason.contains("unknown field `namenode`"), "{e}");
+        let e = load(Some("[scheduler]\nssh = \"*/15 * * * *\"\n"), &[]).unwrap_err();
+        assert_eq!(e.key, "scheduler.ssh");
+        let e = load(None, &[("FAULTLINE_SCHEDULER__TIMEOUT_SECS", "0")]).unwrap_err();
+        assert_eq!(e.key, "scheduler.timeout_secs");
     }
 
     #[test]

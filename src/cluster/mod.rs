@@ -6,6 +6,7 @@
 pub mod flume;
 pub mod namenode;
 pub mod resourcemanager;
+pub mod settings;
 pub mod snapshot;
 
 /// Why a status answer could not be read. The message is meant for `exec_logs` and the API.
