@@ -8,4 +8,5 @@ pub mod helpers;
 mod ingest;
 mod logs;
 mod pipeline;
+mod status_store;
 mod storage;

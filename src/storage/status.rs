@@ -1,0 +1,264 @@
+//! `cluster_status` (snapshots) and `exec_logs` (every check, script and remediation run).
+
+use serde::Serialize;
+use sqlx::{QueryBuilder, Row};
+
+use super::faults::LastInsertId as _;
+use super::{MAX_CLUSTER, MAX_HOST, Store, StoreError, truncate_str};
+use crate::cluster::snapshot::{ClusterSnapshot, Health};
+
+/// One run of a health check, script or remediation, as `exec_logs` keeps it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ExecLog {
+    /// `health_check`, `script`, `remediation`.
+    pub kind: String,
+    /// The check's name (`namenode`, `ports`, a script's file name, ...).
+    pub name: String,
+    /// What ran: a URL fetched, or the program (arguments apart, in `args`).
+    pub command: String,
+    pub args: Vec<String>,
+    pub cluster: String,
+    /// Where it ran from (`engine`, or the host an SSH command ran on).
+    pub host: String,
+    /// What it looked at: `nn1:9870`, `worker3:9866`, ...
+    pub target: String,
+    /// `schedule`, `api`, or `fault:<id>`.
+    pub trigger_source: String,
+    pub fault_id: Option<i64>,
+    pub requested_by: Option<String>,
+    pub approved_by: Option<String>,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub duration_ms: Option<i64>,
+    /// `success`, `failed`, `timeout`, `skipped`.
+    pub status: String,
+    pub exit_code: Option<i32>,
+    pub http_status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ExecLogRow {
+    pub id: i64,
+    pub kind: String,
+    pub name: String,
+    pub command: String,
+    pub args: String,
+    pub cluster: String,
+    pub host: String,
+    pub target: String,
+    pub trigger_source: String,
+    pub fault_id: Option<i64>,
+    pub requested_by: Option<String>,
+    pub approved_by: Option<String>,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub status: String,
+    pub exit_code: Option<i32>,
+    pub http_status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+const EXEC_COLUMNS: &str = "id, kind, name, command, args, cluster, host, target, \
+    trigger_source, fault_id, requested_by, approved_by, started_at, finished_at, duration_ms, \
+    status, exit_code, http_status, stdout, stderr";
+
+/// Filters of the exec log listing; newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ExecQuery {
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    pub cluster: Option<String>,
+    pub status: Option<String>,
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
+/// A stored snapshot: the summary columns, and the whole snapshot back from `details`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotRow {
+    pub id: i64,
+    pub taken_at: i64,
+    pub cluster: String,
+    pub health: String,
+    pub snapshot: ClusterSnapshot,
+}
+
+/// Text columns are cut to this (MEDIUMTEXT holds 16 MiB; outputs are cut much earlier).
+const MAX_OUTPUT: usize = 1024 * 1024;
+
+fn i32_of(n: Option<u64>) -> Option<i32> {
+    n.map(|n| i32::try_from(n).unwrap_or(i32::MAX))
+}
+
+fn i64_of(n: Option<u64>) -> Option<i64> {
+    n.map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+impl Store {
+    pub async fn insert_exec_log(&self, e: &ExecLog) -> Result<i64, StoreError> {
+        let args = serde_json::to_string(&e.args).unwrap_or_else(|_| "[]".into());
+        let id = with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO exec_logs (kind, name, command, args, cluster, host, target, \
+                 trigger_source, fault_id, requested_by, approved_by, started_at, finished_at, \
+                 duration_ms, status, exit_code, http_status, stdout, stderr) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(truncate_str(&e.kind, 32))
+            .bind(truncate_str(&e.name, 128))
+            .bind(truncate_str(&e.command, 65_535 / 4))
+            .bind(args)
+            .bind(truncate_str(&e.cluster, MAX_CLUSTER))
+            .bind(truncate_str(&e.host, MAX_HOST))
+            .bind(truncate_str(&e.target, MAX_HOST))
+            .bind(truncate_str(&e.trigger_source, 64))
+            .bind(e.fault_id)
+            .bind(e.requested_by.as_deref().map(|s| truncate_str(s, 128)))
+            .bind(e.approved_by.as_deref().map(|s| truncate_str(s, 128)))
+            .bind(e.started_at)
+            .bind(e.finished_at)
+            .bind(e.duration_ms)
+            .bind(truncate_str(&e.status, 16))
+            .bind(e.exit_code)
+            .bind(e.http_status)
+            .bind(truncate_str(&e.stdout, MAX_OUTPUT))
+            .bind(truncate_str(&e.stderr, MAX_OUTPUT))
+            .execute(pool)
+            .await?
+            .last_insert_id_i64()
+        });
+        Ok(id)
+    }
+
+    pub async fn query_exec_logs(&self, q: &ExecQuery) -> Result<Vec<ExecLogRow>, StoreError> {
+        let rows = with_pool!(self, pool => {
+            let mut qb = QueryBuilder::new(format!("SELECT {EXEC_COLUMNS} FROM exec_logs WHERE 1 = 1"));
+            if let Some(k) = &q.kind {
+                qb.push(" AND kind = ").push_bind(k.clone());
+            }
+            if let Some(n) = &q.name {
+                qb.push(" AND name = ").push_bind(n.clone());
+            }
+            if let Some(c) = &q.cluster {
+                qb.push(" AND cluster = ").push_bind(c.clone());
+            }
+            if let Some(s) = &q.status {
+                qb.push(" AND status = ").push_bind(s.clone());
+            }
+            if let Some(id) = q.before_id {
+                qb.push(" AND id < ").push_bind(id);
+            }
+            qb.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(q.limit));
+            qb.build_query_as::<ExecLogRow>().fetch_all(pool).await?
+        });
+        Ok(rows)
+    }
+
+    /// Store a snapshot with its derived health; returns its id.
+    pub async fn insert_snapshot(
+        &self,
+        s: &ClusterSnapshot,
+        health: Health,
+    ) -> Result<i64, StoreError> {
+        let details = serde_json::to_string(s).unwrap_or_else(|_| "{}".into());
+        let nn = s.namenode.as_ref();
+        let rm = s.resourcemanager.as_ref();
+        let flume_max = s
+            .flume
+            .iter()
+            .filter_map(|a| a.fullest().and_then(|c| c.fill_percent))
+            .fold(None, |m: Option<f64>, f| Some(m.map_or(f, |m| m.max(f))));
+        let id = with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO cluster_status (taken_at, cluster, namenode_state, live_datanodes, \
+                 dead_datanodes, stale_datanodes, decommissioning_datanodes, capacity_total_bytes, \
+                 capacity_used_bytes, capacity_remaining_bytes, under_replicated_blocks, \
+                 missing_blocks, corrupt_blocks, safe_mode, active_nodemanagers, \
+                 lost_nodemanagers, unhealthy_nodemanagers, apps_pending, apps_failed, \
+                 flume_max_fill_percent, health, details) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(s.taken_ms)
+            .bind(truncate_str(&s.cluster, MAX_CLUSTER))
+            .bind(nn.and_then(|n| n.ha_state.as_deref()).map(|h| truncate_str(h, 32)))
+            .bind(i32_of(nn.and_then(|n| n.live_datanodes)))
+            .bind(i32_of(nn.and_then(|n| n.dead_datanodes)))
+            .bind(i32_of(nn.and_then(|n| n.stale_datanodes)))
+            .bind(i32_of(nn.and_then(|n| n.decommissioning_datanodes)))
+            .bind(i64_of(nn.and_then(|n| n.capacity_total_bytes)))
+            .bind(i64_of(nn.and_then(|n| n.capacity_used_bytes)))
+            .bind(i64_of(nn.and_then(|n| n.capacity_remaining_bytes)))
+            .bind(i64_of(nn.and_then(|n| n.under_replicated_blocks)))
+            .bind(i64_of(nn.and_then(|n| n.missing_blocks)))
+            .bind(i64_of(nn.and_then(|n| n.corrupt_blocks)))
+            .bind(nn.and_then(|n| n.safe_mode).map(i16::from))
+            .bind(i32_of(rm.and_then(|r| r.active_nodes)))
+            .bind(i32_of(rm.and_then(|r| r.lost_nodes)))
+            .bind(i32_of(rm.and_then(|r| r.unhealthy_nodes)))
+            .bind(i32_of(rm.and_then(|r| r.apps_pending)))
+            .bind(i32_of(rm.and_then(|r| r.apps_failed)))
+            .bind(flume_max)
+            .bind(health.as_str())
+            .bind(details)
+            .execute(pool)
+            .await?
+            .last_insert_id_i64()
+        });
+        Ok(id)
+    }
+
+    /// A cluster's snapshots, newest first (before `before_id` when given).
+    pub async fn snapshot_history(
+        &self,
+        cluster: &str,
+        before_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<SnapshotRow>, StoreError> {
+        let rows = with_pool!(self, pool => {
+            let mut qb = QueryBuilder::new(
+                "SELECT id, taken_at, cluster, health, details FROM cluster_status WHERE cluster = ",
+            );
+            qb.push_bind(cluster.to_string());
+            if let Some(id) = before_id {
+                qb.push(" AND id < ").push_bind(id);
+            }
+            qb.push(" ORDER BY taken_at DESC, id DESC LIMIT ").push_bind(i64::from(limit));
+            let raw = qb.build().fetch_all(pool).await?;
+            raw.iter()
+                .map(|r| -> Result<SnapshotRow, sqlx::Error> {
+                    let details: String = r.try_get("details")?;
+                    Ok(SnapshotRow {
+                        id: r.try_get("id")?,
+                        taken_at: r.try_get("taken_at")?,
+                        cluster: r.try_get("cluster")?,
+                        health: r.try_get("health")?,
+                        // A row this version cannot read back keeps its summary columns.
+                        snapshot: serde_json::from_str(&details).unwrap_or_default(),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        });
+        Ok(rows)
+    }
+
+    /// Delete a cluster's snapshots beyond the newest `keep`. Returns rows deleted.
+    pub async fn prune_snapshots(&self, cluster: &str, keep: u32) -> Result<u64, StoreError> {
+        let newest = self.snapshot_history(cluster, None, keep.max(1)).await?;
+        let Some(oldest_kept) = newest.last().filter(|_| newest.len() as u32 >= keep.max(1)) else {
+            return Ok(0);
+        };
+        let n = with_pool!(self, pool => {
+            sqlx::query("DELETE FROM cluster_status WHERE cluster = ? AND id < ?")
+                .bind(cluster)
+                .bind(oldest_kept.id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(n)
+    }
+}
