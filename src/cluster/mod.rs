@@ -3,6 +3,7 @@
 //! changed between two snapshots, and the faults only a snapshot shows.
 //! Nothing here does I/O: the scheduler's checks fetch, these functions read.
 
+pub mod checks;
 pub mod flume;
 pub mod namenode;
 pub mod resourcemanager;

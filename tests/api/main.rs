@@ -1,8 +1,10 @@
 //! API and pipeline tests against the real application (one test binary, many modules).
 //! Every suite runs on SQLite, and on MariaDB / MySQL when `FAULTLINE_TEST_MYSQL_URL` is set.
 
+mod cluster_checks;
 mod crash;
 mod faults;
+mod hadoop_sim;
 mod health;
 pub mod helpers;
 mod ingest;

@@ -1,0 +1,245 @@
+//! The checks against the simulated cluster (`hadoop_sim`): each injected fault shows in the
+//! snapshot's faults, healing clears it, bad answers fail the check with a clear message,
+//! and every run is an exec log.
+
+use std::time::Duration;
+
+use faultline::cluster::checks::{self, CheckContext};
+use faultline::cluster::settings::{ClusterSettings, FlumeAgentSettings, PortSettings};
+use faultline::cluster::snapshot::{ClusterSnapshot, PortOutcome, Thresholds};
+
+use crate::hadoop_sim::{Answer, HadoopSim};
+
+fn ctx() -> CheckContext {
+    CheckContext::new(Duration::from_millis(800), 4096, "api")
+}
+
+fn cluster(sim: &HadoopSim) -> ClusterSettings {
+    ClusterSettings {
+        name: "sim".into(),
+        namenodes: vec![sim.base.clone()],
+        resourcemanagers: vec![sim.base.clone()],
+        workers: ["worker1", "worker2", "worker3", "worker4"]
+            .map(String::from)
+            .to_vec(),
+        flume_agents: vec![FlumeAgentSettings {
+            name: "agent1".into(),
+            url: format!("{}/metrics", sim.base),
+        }],
+        ..Default::default()
+    }
+}
+
+/// One poll of everything HTTP, as the scheduler will take it.
+async fn snapshot(sim: &HadoopSim, logs: &mut Vec<faultline::storage::ExecLog>) -> ClusterSnapshot {
+    let c = cluster(sim);
+    let ctx = ctx();
+    let mut snap = ClusterSnapshot {
+        cluster: c.name.clone(),
+        ..Default::default()
+    };
+    match checks::poll_namenode(&ctx, &c, logs).await {
+        Ok((addr, nn)) => {
+            snap.namenode_address = Some(addr);
+            snap.namenode = Some(nn);
+        }
+        Err(e) => snap.errors.push(faultline::cluster::snapshot::SourceError {
+            source: "namenode".into(),
+            message: e,
+        }),
+    }
+    if let Ok(rm) = checks::poll_resourcemanager(&ctx, &c, logs).await {
+        snap.resourcemanager = Some(rm);
+    }
+    for a in &c.flume_agents {
+        if let Ok(f) = checks::poll_flume(&ctx, &c.name, &a.name, &a.url, logs).await {
+            snap.flume.push(f);
+        }
+    }
+    snap
+}
+
+fn fault_types(s: &ClusterSnapshot, prev: &[ClusterSnapshot]) -> Vec<(String, String)> {
+    s.faults(prev, &Thresholds::default())
+        .into_iter()
+        .map(|f| (f.fault_type.to_string(), f.entity))
+        .collect()
+}
+
+#[actix_web::test]
+async fn injected_faults_show_and_heal() {
+    let Some(sim) = HadoopSim::start().await else {
+        return;
+    };
+    let mut logs = Vec::new();
+    let healthy = snapshot(&sim, &mut logs).await;
+    assert!(healthy.errors.is_empty(), "{:?}", healthy.errors);
+    assert_eq!(fault_types(&healthy, &[]), Vec::<(String, String)>::new());
+    // 4 NameNode beans + 3 RM paths + 1 Flume = 8 runs, all logged as successes.
+    assert_eq!(logs.len(), 8);
+    assert!(
+        logs.iter()
+            .all(|l| l.status == "success" && l.http_status == Some(200))
+    );
+
+    sim.set(|s| {
+        s.dead_datanodes.insert("worker2".into());
+        s.lost_nodemanagers.insert("worker3".into());
+        s.safe_mode = true;
+    });
+    let bad = snapshot(&sim, &mut logs).await;
+    let got = fault_types(&bad, &[]);
+    for want in [
+        ("datanode_lost", "worker2:9866"),
+        ("nodemanager_lost", "worker3"),
+        // The NameNode as it names itself (HostAndPort master:9000).
+        ("namenode_safemode", "master"),
+    ] {
+        assert!(
+            got.contains(&(want.0.into(), want.1.into())),
+            "{want:?} not in {got:?}"
+        );
+    }
+
+    sim.set(|s| *s = Default::default());
+    let healed = snapshot(&sim, &mut logs).await;
+    assert_eq!(fault_types(&healed, &[]), Vec::<(String, String)>::new());
+    let changes = healed.changes_since(&bad);
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.name == "hdfs.dead" && c.before.as_deref() == Some("worker2:9866"))
+    );
+    sim.stop().await;
+}
+
+#[actix_web::test]
+async fn a_full_channel_is_a_backlog_after_three_polls() {
+    let Some(sim) = HadoopSim::start().await else {
+        return;
+    };
+    sim.set(|s| s.flume_fill_percent = 99.5);
+    let mut logs = Vec::new();
+    let mut history: Vec<ClusterSnapshot> = Vec::new();
+    for poll in 1..=3 {
+        let s = snapshot(&sim, &mut logs).await;
+        let backlog = fault_types(&s, &history)
+            .iter()
+            .any(|(t, e)| t == "flume_backlog" && e == "agent1/c1");
+        assert_eq!(backlog, poll == 3, "poll {poll}");
+        history.insert(0, s);
+    }
+}
+
+#[actix_web::test]
+async fn the_active_namenode_is_read_under_ha() {
+    let (Some(standby), Some(active)) = (HadoopSim::start().await, HadoopSim::start().await) else {
+        return;
+    };
+    standby.set(|s| s.standby = true);
+    active.set(|s| {
+        s.dead_datanodes.insert("worker4".into());
+    });
+    let c = ClusterSettings {
+        namenodes: vec![standby.base.clone(), active.base.clone()],
+        ..cluster(&standby)
+    };
+    let mut logs = Vec::new();
+    let (addr, nn) = checks::poll_namenode(&ctx(), &c, &mut logs).await.unwrap();
+    assert_eq!(addr, active.base);
+    assert_eq!(nn.dead[0].name, "worker4:9866");
+    // Both NameNodes were asked; the standby's answers are logged too.
+    assert_eq!(logs.len(), 8);
+}
+
+#[actix_web::test]
+async fn bad_answers_fail_the_check_with_a_clear_message() {
+    let Some(sim) = HadoopSim::start().await else {
+        return;
+    };
+    let c = cluster(&sim);
+    let cases: [(Answer, &str, &str); 3] = [
+        (Answer::HtmlError, "HTTP 500", "failed"),
+        (Answer::Truncated, "truncated JSON", "failed"),
+        (
+            Answer::Slow(Duration::from_secs(3)),
+            "no answer within",
+            "timeout",
+        ),
+    ];
+    for (answer, message, status) in cases {
+        sim.set(|s| s.answer = answer);
+        let mut logs = Vec::new();
+        let err = checks::poll_namenode(&ctx(), &c, &mut logs)
+            .await
+            .unwrap_err();
+        assert!(err.contains(message), "{answer:?}: {err}");
+        let last = logs.last().unwrap();
+        assert_eq!(last.status, status, "{answer:?}");
+        assert!(last.stderr.contains(message), "{answer:?}: {}", last.stderr);
+        let err = checks::poll_flume(
+            &ctx(),
+            "sim",
+            "agent1",
+            &format!("{}/metrics", sim.base),
+            &mut logs,
+        )
+        .await
+        .unwrap_err();
+        assert!(err.contains(message), "{answer:?} flume: {err}");
+    }
+    // A bare NaN is read as unknown, not as a failure and not as 0.
+    sim.set(|s| s.answer = Answer::WithNaN);
+    let mut logs = Vec::new();
+    let (_, nn) = checks::poll_namenode(&ctx(), &c, &mut logs).await.unwrap();
+    assert_eq!(nn.corrupt_blocks, None);
+    assert_eq!(nn.under_replicated_blocks, Some(57));
+    assert!(logs.iter().all(|l| l.status == "success"));
+}
+
+#[actix_web::test]
+async fn ports_refused_and_open() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = listener.local_addr().unwrap().port();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let c = ClusterSettings {
+        name: "sim".into(),
+        ports: vec![
+            PortSettings {
+                host: "127.0.0.1".into(),
+                port: open,
+                service: "datanode-data".into(),
+            },
+            PortSettings {
+                host: "127.0.0.1".into(),
+                port: closed,
+                service: "namenode-rpc".into(),
+            },
+        ],
+        ..Default::default()
+    };
+    let mut logs = Vec::new();
+    let probes = checks::probe_ports(&ctx(), &c, &mut logs).await;
+    assert_eq!(probes[0].outcome, PortOutcome::Open);
+    assert_eq!(probes[1].outcome, PortOutcome::Refused);
+    assert_eq!(
+        logs.iter().map(|l| l.status.as_str()).collect::<Vec<_>>(),
+        ["success", "failed"]
+    );
+    let snap = ClusterSnapshot {
+        ports: probes,
+        ..Default::default()
+    };
+    assert_eq!(
+        fault_types(&snap, &[]),
+        [(
+            "port_unreachable".to_string(),
+            format!("127.0.0.1:{closed}")
+        )]
+    );
+    drop(listener);
+}
