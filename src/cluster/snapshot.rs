@@ -163,6 +163,30 @@ pub struct SnapshotFault {
     pub evidence: Vec<String>,
 }
 
+impl FaultSource {
+    /// The key stored with a fault (`namenode`, `resourcemanager`, `flume:<agent>`, `port`,
+    /// `ssh`): which part of a later snapshot can clear it.
+    pub fn key(&self) -> String {
+        match self {
+            FaultSource::Namenode => "namenode".into(),
+            FaultSource::Resourcemanager => "resourcemanager".into(),
+            FaultSource::Flume(a) => format!("flume:{a}"),
+            FaultSource::Port => "port".into(),
+            FaultSource::Ssh => "ssh".into(),
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<FaultSource> {
+        Some(match key {
+            "namenode" => FaultSource::Namenode,
+            "resourcemanager" => FaultSource::Resourcemanager,
+            "port" => FaultSource::Port,
+            "ssh" => FaultSource::Ssh,
+            _ => FaultSource::Flume(key.strip_prefix("flume:")?.to_string()),
+        })
+    }
+}
+
 impl SnapshotFault {
     /// The same identity a log rule of this class gives (see the module doc).
     pub fn fingerprint(&self, cluster: &str) -> String {

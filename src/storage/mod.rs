@@ -91,7 +91,7 @@ mod faults;
 use faults::LastInsertId as _;
 pub use faults::{FaultQuery, FaultRow, FaultStatusChange};
 mod status;
-pub use status::{ExecLog, ExecLogRow, ExecQuery, SnapshotRow};
+pub use status::{ExecLog, ExecLogRow, ExecQuery, SnapshotFaultOutcome, SnapshotRow};
 
 /// Column length limits of the MySQL schema (SQLite has none, but the data must fit both).
 const MAX_CLUSTER: usize = 64;

@@ -262,3 +262,147 @@ impl Store {
         Ok(n)
     }
 }
+
+/// What [`Store::apply_snapshot_faults`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SnapshotFaultOutcome {
+    /// Fault ids opened by this snapshot.
+    pub opened: Vec<i64>,
+    /// Open faults (from logs or earlier snapshots) this snapshot confirmed.
+    pub confirmed: Vec<i64>,
+    /// Faults this snapshot shows healed.
+    pub resolved: Vec<i64>,
+}
+
+impl Store {
+    /// Record the faults a snapshot shows, in one transaction, through the same identity as
+    /// log findings: an open fault with the fingerprint is confirmed (occurrences, last_seen,
+    /// the snapshot values in its evidence), else a fault is opened (source `health_check`).
+    /// Then every open fault of `cluster` that a snapshot confirmed before, whose part
+    /// (`snapshot_source`) `covered` says was read now, and which is no longer shown, is
+    /// resolved at `taken_ms`.
+    pub async fn apply_snapshot_faults(
+        &self,
+        cluster: &str,
+        taken_ms: i64,
+        faults: &[crate::cluster::snapshot::SnapshotFault],
+        covered: impl Fn(&str) -> bool,
+    ) -> Result<SnapshotFaultOutcome, StoreError> {
+        use super::faults::{MAX_TEXT, stored_fingerprint};
+        let kind = match self {
+            Store::Sqlite(_) => crate::config::DbKind::Sqlite,
+            Store::MySql(_) => crate::config::DbKind::MySql,
+        };
+        let select = match kind {
+            crate::config::DbKind::MySql => {
+                "SELECT id, evidence FROM fault_records WHERE open_fingerprint = ? FOR UPDATE"
+            }
+            crate::config::DbKind::Sqlite => {
+                "SELECT id, evidence FROM fault_records WHERE open_fingerprint = ?"
+            }
+        };
+        let now = crate::now_ms();
+        let mut out = SnapshotFaultOutcome::default();
+        let mut shown: Vec<String> = Vec::new();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for f in faults {
+                let fp = stored_fingerprint(&f.fingerprint(cluster));
+                shown.push(fp.clone());
+                let snapshot = serde_json::json!({
+                    "taken_at": taken_ms,
+                    "values": f.evidence,
+                });
+                let existing: Option<(i64, String)> =
+                    sqlx::query_as(select).bind(&fp).fetch_optional(&mut *tx).await?;
+                match existing {
+                    Some((id, evidence)) => {
+                        let mut v: serde_json::Value = serde_json::from_str(&evidence)
+                            .unwrap_or_else(|_| serde_json::json!({}));
+                        if let Some(o) = v.as_object_mut() {
+                            o.insert("snapshot_source".into(), f.source.key().into());
+                            o.insert("snapshot".into(), snapshot);
+                        }
+                        sqlx::query(
+                            "UPDATE fault_records SET occurrences = occurrences + 1, \
+                             last_seen = CASE WHEN last_seen > ? THEN last_seen ELSE ? END, \
+                             evidence = ?, updated_at = ? WHERE id = ?",
+                        )
+                        .bind(taken_ms)
+                        .bind(taken_ms)
+                        .bind(v.to_string())
+                        .bind(now)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                        out.confirmed.push(id);
+                    }
+                    None => {
+                        let evidence = serde_json::json!({
+                            "rule_id": null,
+                            "entity": f.entity,
+                            "check": f.check,
+                            "snapshot_source": f.source.key(),
+                            "snapshot": snapshot,
+                            "records": [],
+                        });
+                        let id = sqlx::query(
+                            "INSERT INTO fault_records (fingerprint, open_fingerprint, fault_type, \
+                             severity, status, source, cluster, host, service, title, root_cause, \
+                             remediation, evidence, occurrences, first_seen, last_seen, created_at, \
+                             updated_at, last_log_id) \
+                             VALUES (?, ?, ?, ?, 'open', 'health_check', ?, ?, '', ?, ?, '[]', ?, 1, ?, ?, ?, ?, 0)",
+                        )
+                        .bind(&fp)
+                        .bind(&fp)
+                        .bind(f.fault_type)
+                        .bind(f.severity.as_str())
+                        .bind(truncate_str(cluster, MAX_CLUSTER))
+                        .bind(truncate_str(&f.host, MAX_HOST))
+                        .bind(truncate_str(&f.title, 512))
+                        .bind(truncate_str(&f.diagnosis, MAX_TEXT))
+                        .bind(evidence.to_string())
+                        .bind(taken_ms)
+                        .bind(taken_ms)
+                        .bind(now)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?
+                        .last_insert_id_i64();
+                        out.opened.push(id);
+                    }
+                }
+            }
+            let open: Vec<(i64, String, String)> = sqlx::query_as(
+                "SELECT id, open_fingerprint, evidence FROM fault_records \
+                 WHERE cluster = ? AND open_fingerprint IS NOT NULL",
+            )
+            .bind(truncate_str(cluster, MAX_CLUSTER))
+            .fetch_all(&mut *tx)
+            .await?;
+            for (id, fp, evidence) in open {
+                if shown.contains(&fp) {
+                    continue;
+                }
+                let source = serde_json::from_str::<serde_json::Value>(&evidence)
+                    .ok()
+                    .and_then(|v| v.get("snapshot_source")?.as_str().map(str::to_string));
+                if !source.is_some_and(|s| covered(&s)) {
+                    continue;
+                }
+                sqlx::query(
+                    "UPDATE fault_records SET status = 'resolved', resolved_at = ?, \
+                     open_fingerprint = NULL, updated_at = ? WHERE id = ?",
+                )
+                .bind(taken_ms)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                out.resolved.push(id);
+            }
+            tx.commit().await?;
+        });
+        Ok(out)
+    }
+}

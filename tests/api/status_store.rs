@@ -1,7 +1,8 @@
 //! `cluster_status` snapshots and `exec_logs` in the store, on both backends.
 
 use faultline::cluster::namenode::NameNodeStatus;
-use faultline::cluster::snapshot::{ClusterSnapshot, Health};
+use faultline::cluster::snapshot::{ClusterSnapshot, FaultSource, Health, SnapshotFault};
+use faultline::rules::compile::Severity;
 use faultline::storage::{ExecLog, ExecQuery, Table};
 
 use crate::both_backends;
@@ -129,7 +130,79 @@ async fn exec_logs_are_kept_and_filtered(b: Backend) {
     assert_eq!(older[0].duration_ms, Some(20));
 }
 
+fn dead(node: &str) -> SnapshotFault {
+    SnapshotFault {
+        fault_type: "datanode_lost",
+        check: "",
+        source: FaultSource::Namenode,
+        entity: format!("{node}:9866"),
+        host: node.into(),
+        severity: Severity::Critical,
+        title: format!("DataNode {node}:9866 dead"),
+        diagnosis: "dead".into(),
+        evidence: vec![format!("DeadNodes {node}:9866: lastContact=742")],
+    }
+}
+
+async fn snapshot_faults_open_confirm_and_resolve(b: Backend) {
+    let Some(app) = spawn_app(b).await else {
+        return;
+    };
+    let store = &app.store;
+    let all = |_: &str| true;
+    let first = store
+        .apply_snapshot_faults("c1", 1_000, &[dead("w2"), dead("w3")], all)
+        .await
+        .unwrap();
+    assert_eq!((first.opened.len(), first.confirmed.len()), (2, 0));
+    let again = store
+        .apply_snapshot_faults("c1", 2_000, &[dead("w2"), dead("w3")], all)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.confirmed, first.opened,
+        "the same faults, not new rows"
+    );
+    let row = store.get_fault(first.opened[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (row.source.as_str(), row.occurrences, row.last_seen),
+        ("health_check", 2, 2_000)
+    );
+    assert_eq!(row.fault_type, "datanode_lost");
+    // The NameNode was not read: nothing can be called healed.
+    let unread = store
+        .apply_snapshot_faults("c1", 3_000, &[], |s| s != "namenode")
+        .await
+        .unwrap();
+    assert!(unread.resolved.is_empty());
+    // w3 came back.
+    let healed = store
+        .apply_snapshot_faults("c1", 4_000, &[dead("w2")], all)
+        .await
+        .unwrap();
+    assert_eq!(healed.resolved, [first.opened[1]]);
+    let w3 = store.get_fault(first.opened[1]).await.unwrap().unwrap();
+    assert_eq!(
+        (w3.status.as_str(), w3.resolved_at),
+        ("resolved", Some(4_000))
+    );
+    // Another cluster's faults are not touched.
+    let other = store
+        .apply_snapshot_faults("c2", 5_000, &[], all)
+        .await
+        .unwrap();
+    assert!(other.resolved.is_empty());
+    // w3 dies again: a new fault row (the resolved one stays as history).
+    let again = store
+        .apply_snapshot_faults("c1", 6_000, &[dead("w2"), dead("w3")], all)
+        .await
+        .unwrap();
+    assert_eq!(again.opened.len(), 1);
+    assert_ne!(again.opened[0], first.opened[1]);
+}
+
 both_backends!(
     snapshots_round_trip_page_and_prune,
-    exec_logs_are_kept_and_filtered
+    exec_logs_are_kept_and_filtered,
+    snapshot_faults_open_confirm_and_resolve,
 );
