@@ -59,6 +59,10 @@ pub struct Metrics {
     pub rule_reloads: IntCounterVec,
     /// Findings the database refused even alone (each is logged).
     pub findings_dropped: IntCounter,
+    /// Health-check runs (one per request, probe or command), by check and status.
+    pub check_runs: IntCounterVec,
+    /// Scheduled runs skipped because the previous run of the same check was still going.
+    pub check_overlaps: IntCounterVec,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -242,6 +246,18 @@ impl Metrics {
                 "rule_reloads_total",
                 "Rule set reloads by result.",
                 &["result"],
+            ),
+            check_runs: counter_vec(
+                &r,
+                "health_check_runs_total",
+                "Health-check runs (requests, probes, commands) by check and status.",
+                &["check", "status"],
+            ),
+            check_overlaps: counter_vec(
+                &r,
+                "health_check_overlaps_total",
+                "Scheduled runs skipped because the previous run of the check was still going.",
+                &["check"],
             ),
             registry: r,
         }

@@ -6,6 +6,8 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+
+use actix::Actor as _;
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -120,12 +122,41 @@ impl Application {
             metrics.clone(),
         );
 
+        let scheduler_shared = crate::actors::scheduler::SchedulerShared::new(
+            settings.clusters.clone(),
+            settings.scheduler.clone(),
+            settings.snapshot_faults.clone(),
+            store.clone(),
+            metrics.clone(),
+        );
+        // The newest stored snapshot of each cluster is its view until the next run.
+        for c in &settings.clusters {
+            let latest = store
+                .snapshot_history(&c.name, None, 1)
+                .await
+                .context("reading the latest cluster snapshots")?;
+            if let Some(row) = latest.into_iter().next() {
+                let mut views = scheduler_shared
+                    .views
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner());
+                views.entry(c.name.clone()).or_default().latest = row.snapshot;
+            }
+        }
+        let scheduler = crate::actors::scheduler::SchedulerActor::new(
+            scheduler_shared.clone(),
+            Arc::new(crate::actors::scheduler::SystemClock),
+            Duration::from_secs(1),
+        )
+        .start();
         let state = AppState {
             settings: Arc::new(settings.clone()),
             store,
             pipeline,
             metrics,
             rules,
+            scheduler,
+            scheduler_shared,
         };
         let listener = TcpListener::bind(settings.listen_addr())
             .with_context(|| format!("binding {}", settings.server.listen))?;

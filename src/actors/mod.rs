@@ -10,5 +10,6 @@ pub mod pipeline;
 pub mod record;
 pub mod retention;
 pub mod rules;
+pub mod scheduler;
 
 pub use pipeline::{Pipeline, PipelineHealth};

@@ -1,6 +1,7 @@
 //! actix-web handlers only: decode the request, call the pipeline or the store, encode the
 //! answer. No business logic lives here.
 
+pub mod cluster;
 pub mod error;
 pub mod faults;
 pub mod health;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub pipeline: Pipeline,
     pub metrics: Arc<Metrics>,
     pub rules: Arc<crate::rules::RulesHandle>,
+    pub scheduler: actix::Addr<crate::actors::scheduler::SchedulerActor>,
+    pub scheduler_shared: crate::actors::scheduler::SchedulerShared,
 }
 
 async fn method_not_allowed() -> HttpResponse {
@@ -51,6 +54,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/faults/{id}/resolve").route(web::post().to(faults::resolve)))
         .service(resource("/api/rules").route(web::get().to(faults::list_rules)))
         .service(resource("/api/rules/reload").route(web::post().to(faults::reload_rules)))
+        .service(resource("/api/health-checks").route(web::get().to(cluster::list)))
+        .service(resource("/api/health-checks/run").route(web::post().to(cluster::run)))
+        .service(resource("/api/cluster/status").route(web::get().to(cluster::status)))
+        .service(resource("/api/cluster/status/history").route(web::get().to(cluster::history)))
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
         .service(resource("/metrics").route(web::get().to(health::metrics)))

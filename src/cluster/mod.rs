@@ -7,6 +7,7 @@ pub mod checks;
 pub mod flume;
 pub mod namenode;
 pub mod resourcemanager;
+pub mod runner;
 pub mod settings;
 pub mod snapshot;
 

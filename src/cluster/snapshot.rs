@@ -260,13 +260,14 @@ impl ClusterSnapshot {
                 if fill < t.flume_fill_percent {
                     continue;
                 }
+                // Earlier polls of this agent (runs that did not read it are skipped).
                 let polls = 1 + previous
                     .iter()
-                    .take_while(|p| {
-                        p.flume
+                    .filter_map(|p| p.flume.iter().find(|a| a.agent == agent.agent))
+                    .take_while(|a| {
+                        a.channels
                             .iter()
-                            .find(|a| a.agent == agent.agent)
-                            .and_then(|a| a.channels.iter().find(|x| x.name == c.name))
+                            .find(|x| x.name == c.name)
                             .and_then(|x| x.fill_percent)
                             .is_some_and(|f| f >= t.flume_fill_percent)
                     })

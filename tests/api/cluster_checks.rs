@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use faultline::cluster::checks::{self, CheckContext};
-use faultline::cluster::settings::{ClusterSettings, FlumeAgentSettings, PortSettings};
+use faultline::cluster::settings::{ClusterSettings, PortSettings};
 use faultline::cluster::snapshot::{ClusterSnapshot, PortOutcome, Thresholds};
 
 use crate::hadoop_sim::{Answer, HadoopSim};
@@ -15,19 +15,7 @@ fn ctx() -> CheckContext {
 }
 
 fn cluster(sim: &HadoopSim) -> ClusterSettings {
-    ClusterSettings {
-        name: "sim".into(),
-        namenodes: vec![sim.base.clone()],
-        resourcemanagers: vec![sim.base.clone()],
-        workers: ["worker1", "worker2", "worker3", "worker4"]
-            .map(String::from)
-            .to_vec(),
-        flume_agents: vec![FlumeAgentSettings {
-            name: "agent1".into(),
-            url: format!("{}/metrics", sim.base),
-        }],
-        ..Default::default()
-    }
+    sim.cluster_settings()
 }
 
 /// One poll of everything HTTP, as the scheduler will take it.
@@ -193,7 +181,7 @@ async fn bad_answers_fail_the_check_with_a_clear_message() {
     let mut logs = Vec::new();
     let (_, nn) = checks::poll_namenode(&ctx(), &c, &mut logs).await.unwrap();
     assert_eq!(nn.corrupt_blocks, None);
-    assert_eq!(nn.under_replicated_blocks, Some(57));
+    assert_eq!(nn.under_replicated_blocks, Some(0));
     assert!(logs.iter().all(|l| l.status == "success"));
 }
 

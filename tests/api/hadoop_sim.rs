@@ -103,6 +103,23 @@ impl HadoopSim {
         })
     }
 
+    /// The cluster settings pointing at this simulator (NameNode, RM and Flume agent here).
+    pub fn cluster_settings(&self) -> faultline::cluster::settings::ClusterSettings {
+        faultline::cluster::settings::ClusterSettings {
+            name: "sim".into(),
+            namenodes: vec![self.base.clone()],
+            resourcemanagers: vec![self.base.clone()],
+            workers: ["worker1", "worker2", "worker3", "worker4"]
+                .map(String::from)
+                .to_vec(),
+            flume_agents: vec![faultline::cluster::settings::FlumeAgentSettings {
+                name: "agent1".into(),
+                url: format!("{}/metrics", self.base),
+            }],
+            ..Default::default()
+        }
+    }
+
     pub fn set(&self, f: impl FnOnce(&mut SimState)) {
         f(&mut self.state.lock().unwrap());
     }
@@ -216,6 +233,10 @@ fn jmx(sample: &Value, st: &SimState, qry: &str) -> Value {
             } else if name.ends_with("FSNamesystemState") || name.ends_with("FSNamesystem") {
                 b["NumLiveDataNodes"] = json!(n_live);
                 b["NumDeadDataNodes"] = json!(n_dead);
+                // A dead DataNode's blocks are under-replicated until re-replicated.
+                let under = if n_dead > 0 { 57 } else { 0 };
+                b["UnderReplicatedBlocks"] = json!(under);
+                b["LowRedundancyBlocks"] = json!(under);
                 if name.ends_with("FSNamesystemState") {
                     b["FSState"] = json!(if st.safe_mode { "safeMode" } else { "Operational" });
                 }

@@ -2,6 +2,7 @@
 //! Every suite runs on SQLite, and on MariaDB / MySQL when `FAULTLINE_TEST_MYSQL_URL` is set.
 
 mod cluster_checks;
+mod cluster_e2e;
 mod crash;
 mod faults;
 mod hadoop_sim;
