@@ -54,6 +54,10 @@ pub enum Command {
         /// Only findings of known fault classes (no `unknown`).
         #[arg(long)]
         no_unknown: bool,
+        /// A saved `GET /api/cluster/status` answer (or one snapshot): rules' snapshot
+        /// causes use it, as the engine uses the scheduler's latest snapshot.
+        #[arg(long, value_name = "FILE")]
+        snapshot: Option<PathBuf>,
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },

@@ -46,6 +46,9 @@ pub struct FindingOut<'a> {
     pub diagnosis: &'a str,
     pub occurrences: u64,
     pub evidence: Vec<&'a str>,
+    /// The cluster-snapshot values a snapshot cause rested on.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub snapshot_evidence: &'a [String],
     pub remediation: &'a [String],
     pub references: &'a [String],
     pub captures: &'a std::collections::BTreeMap<String, String>,
@@ -70,6 +73,7 @@ impl<'a> From<&'a Finding> for FindingOut<'a> {
                 .iter()
                 .flat_map(|e| e.lines.iter().map(String::as_str))
                 .collect(),
+            snapshot_evidence: &f.snapshot_evidence,
             remediation: &f.remediation,
             references: &f.references,
             captures: &f.captures,
@@ -121,6 +125,12 @@ pub fn render_findings(findings: &[Finding], format: Format) -> String {
                         let _ = writeln!(s, "     | {l}");
                     }
                 }
+                if !f.snapshot_evidence.is_empty() {
+                    let _ = writeln!(s, "   cluster snapshot:");
+                    for v in &f.snapshot_evidence {
+                        let _ = writeln!(s, "     = {v}");
+                    }
+                }
                 if !f.remediation.is_empty() {
                     let _ = writeln!(s, "   remediation:");
                     for r in &f.remediation {
@@ -140,11 +150,19 @@ pub fn diagnose(
     files: &[PathBuf],
     format: Format,
     unknowns: bool,
+    snapshot: Option<&Path>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let set = load(source)?;
     let mut d = Diagnosis::new(set);
     d.set_unknowns(unknowns);
+    if let Some(path) = snapshot {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading snapshot {}", path.display()))?;
+        let snaps = read_snapshots(&text)
+            .with_context(|| format!("reading snapshot {}", path.display()))?;
+        d.set_snapshots(Arc::new(snaps));
+    }
     for file in files {
         if file.as_os_str() == "-" {
             d.feed_reader("-", std::io::stdin().lock())
@@ -167,6 +185,43 @@ pub fn diagnose(
     let findings = d.finish();
     out.write_all(render_findings(&findings, format).as_bytes())?;
     Ok(())
+}
+
+/// The snapshots of a saved `GET /api/cluster/status` answer (`{"clusters": [{"cluster",
+/// "snapshot"}, ...]}`), or of one snapshot object.
+pub fn read_snapshots(text: &str) -> anyhow::Result<crate::rules::engine::StaticSnapshots> {
+    use crate::cluster::snapshot::ClusterSnapshot;
+    let v: serde_json::Value = serde_json::from_str(text).context("not JSON")?;
+    let mut out = crate::rules::engine::StaticSnapshots::default();
+    match v.get("clusters").and_then(|c| c.as_array()) {
+        Some(list) => {
+            for c in list {
+                let snap: ClusterSnapshot =
+                    serde_json::from_value(c.get("snapshot").cloned().unwrap_or_default())
+                        .context("a `snapshot` of `clusters` is not a cluster snapshot")?;
+                let name = c
+                    .get("cluster")
+                    .and_then(|n| n.as_str())
+                    .unwrap_or(&snap.cluster)
+                    .to_string();
+                out.by_cluster.insert(name, snap);
+            }
+        }
+        None => {
+            anyhow::ensure!(
+                v.get("clusters").is_none() && v.get("cluster").is_some_and(|c| c.is_string()),
+                "neither a /api/cluster/status answer (`clusters`: a list) nor a cluster snapshot (`cluster`, `namenode`, ...)"
+            );
+            let snap: ClusterSnapshot = serde_json::from_value(v)
+                .context("neither a /api/cluster/status answer nor a cluster snapshot")?;
+            out.by_cluster.insert(snap.cluster.clone(), snap);
+        }
+    }
+    anyhow::ensure!(
+        !out.by_cluster.is_empty(),
+        "no cluster snapshot in the file"
+    );
+    Ok(out)
 }
 
 /// `faultline eval`: returns the report (the caller decides the exit status).

@@ -42,10 +42,18 @@ fn main() -> std::process::ExitCode {
             format,
             rules,
             no_unknown,
+            snapshot,
             files,
         } => {
             let source = commands::rule_source(rules.as_deref(), &loaded.settings);
-            commands::diagnose(&source, &files, format, !no_unknown, &mut std::io::stdout())
+            commands::diagnose(
+                &source,
+                &files,
+                format,
+                !no_unknown,
+                snapshot.as_deref(),
+                &mut std::io::stdout(),
+            )
         }
         Command::Eval {
             corpus,

@@ -92,6 +92,27 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("pipeline.log_utc_offset: {e}"))?;
         let retention = (settings.database.retention_days > 0)
             .then(|| Duration::from_secs(u64::from(settings.database.retention_days) * 86_400));
+        let scheduler_shared = crate::actors::scheduler::SchedulerShared::new(
+            settings.clusters.clone(),
+            settings.scheduler.clone(),
+            settings.snapshot_faults.clone(),
+            store.clone(),
+            metrics.clone(),
+        );
+        // The newest stored snapshot of each cluster is its view until the next run.
+        for c in &settings.clusters {
+            let latest = store
+                .snapshot_history(&c.name, None, 1)
+                .await
+                .context("reading the latest cluster snapshots")?;
+            if let Some(row) = latest.into_iter().next() {
+                let mut views = scheduler_shared
+                    .views
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner());
+                views.entry(c.name.clone()).or_default().latest = row.snapshot;
+            }
+        }
         let pipeline = Pipeline::start(
             PipelineConfig {
                 parse: ParseConfig {
@@ -116,33 +137,15 @@ impl Application {
                 retention_interval: Duration::from_secs(settings.database.retention_interval_secs),
                 rules: rules.clone(),
                 unknown_findings: settings.rules.unknown_findings,
+                snapshots: Some(Arc::new(crate::cluster::runner::ViewsLookup(
+                    scheduler_shared.views.clone(),
+                ))),
             },
             writer,
             store.clone(),
             metrics.clone(),
         );
 
-        let scheduler_shared = crate::actors::scheduler::SchedulerShared::new(
-            settings.clusters.clone(),
-            settings.scheduler.clone(),
-            settings.snapshot_faults.clone(),
-            store.clone(),
-            metrics.clone(),
-        );
-        // The newest stored snapshot of each cluster is its view until the next run.
-        for c in &settings.clusters {
-            let latest = store
-                .snapshot_history(&c.name, None, 1)
-                .await
-                .context("reading the latest cluster snapshots")?;
-            if let Some(row) = latest.into_iter().next() {
-                let mut views = scheduler_shared
-                    .views
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner());
-                views.entry(c.name.clone()).or_default().latest = row.snapshot;
-            }
-        }
         let scheduler = crate::actors::scheduler::SchedulerActor::new(
             scheduler_shared.clone(),
             Arc::new(crate::actors::scheduler::SystemClock),

@@ -263,3 +263,85 @@ fn eval_prints_scores_and_fails_below_the_threshold() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown label"));
 }
+
+/// `diagnose --snapshot`: the same log line, three cluster states, three root causes
+/// (taxonomy §2: a refused DataNode port is a dead DataNode, or a firewall, or nothing
+/// listening).
+#[test]
+fn diagnose_with_a_snapshot_names_the_root_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = "2025-03-14 10:41:07,219 WARN org.apache.hadoop.hdfs.DataStreamer: Exception in createBlockOutputStream java.net.ConnectException: Call From worker3/10.0.0.13 to worker2:9866 failed on connection exception: java.net.ConnectException: Connection refused\n";
+    std::fs::write(dir.path().join("app.log"), log).unwrap();
+    let status = |dead: bool, port: &str| {
+        let node = r#"{"name":"worker2:9866","host":"worker2","xfer_addr":"10.0.0.12:9866","last_contact_s":742}"#;
+        let (live, deads) = if dead { ("", node) } else { (node, "") };
+        format!(
+            r#"{{"clusters":[{{"cluster":"prod","snapshot":{{"cluster":"prod","taken_ms":1,
+              "namenode":{{"live":[{live}],"dead":[{deads}]}},
+              "ports":[{{"host":"worker2","port":9866,"outcome":"{port}"}}]}}}}]}}"#
+        )
+    };
+    let primary = |snapshot: Option<String>| -> serde_json::Value {
+        let mut cmd = faultline(dir.path());
+        cmd.args(["diagnose", "--format", "json"]);
+        if let Some(s) = snapshot {
+            std::fs::write(dir.path().join("status.json"), s).unwrap();
+            cmd.args(["--snapshot", "status.json"]);
+        }
+        let out = cmd.arg("app.log").output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["findings"][0].clone()
+    };
+    let plain = primary(None);
+    assert_eq!(plain["fault_type"], "port_unreachable");
+    assert!(plain.get("snapshot_evidence").is_none());
+
+    let dead = primary(Some(status(true, "refused")));
+    assert_eq!(dead["fault_type"], "datanode_lost", "{dead}");
+    assert_eq!(dead["entity"], "worker2:9866");
+    assert!(
+        dead["diagnosis"]
+            .as_str()
+            .unwrap()
+            .contains("lists DataNode worker2 as dead")
+    );
+    assert!(
+        dead["snapshot_evidence"][0]
+            .as_str()
+            .unwrap()
+            .contains("worker2:9866 as dead")
+    );
+
+    let firewall = primary(Some(status(false, "open")));
+    assert_eq!(firewall["fault_type"], "port_unreachable");
+    assert!(
+        firewall["diagnosis"]
+            .as_str()
+            .unwrap()
+            .contains("a firewall between"),
+        "{firewall}"
+    );
+    assert_eq!(firewall["snapshot_evidence"].as_array().unwrap().len(), 2);
+
+    let down = primary(Some(status(false, "refused")));
+    assert!(
+        down["diagnosis"]
+            .as_str()
+            .unwrap()
+            .contains("nothing listens there"),
+        "{down}"
+    );
+
+    std::fs::write(dir.path().join("bad.json"), "{\"clusters\": 5}").unwrap();
+    let out = faultline(dir.path())
+        .args(["diagnose", "--snapshot", "bad.json", "app.log"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reading snapshot bad.json"));
+}

@@ -66,6 +66,8 @@ pub struct PipelineConfig {
     pub rules: Arc<RulesHandle>,
     /// Report unexplained failures as `unknown` findings.
     pub unknown_findings: bool,
+    /// Each cluster's latest snapshot, for the rules' `[[snapshot_cause]]`.
+    pub snapshots: Option<Arc<dyn crate::rules::engine::SnapshotLookup>>,
 }
 
 /// Addresses of the running stages.
@@ -119,9 +121,10 @@ impl Pipeline {
         let rules = {
             let (record, metrics, handle) = (record.clone(), metrics.clone(), cfg.rules.clone());
             let unknowns = cfg.unknown_findings;
+            let snapshots = cfg.snapshots.clone();
             Supervisor::start(move |ctx: &mut Context<RulesActor>| {
                 ctx.set_mailbox_capacity(cap);
-                RulesActor::new(record, metrics, handle, unknowns)
+                RulesActor::new(record, metrics, handle, unknowns, snapshots.clone())
             })
         };
         let parse = {

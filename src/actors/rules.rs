@@ -38,6 +38,7 @@ pub struct RulesActor {
     rules: Arc<RulesHandle>,
     correlator: Correlator,
     unknowns: bool,
+    snapshots: Option<Arc<dyn crate::rules::engine::SnapshotLookup>>,
 }
 
 impl RulesActor {
@@ -46,21 +47,25 @@ impl RulesActor {
         metrics: Arc<Metrics>,
         rules: Arc<RulesHandle>,
         unknowns: bool,
+        snapshots: Option<Arc<dyn crate::rules::engine::SnapshotLookup>>,
     ) -> Self {
         let mut correlator = Correlator::new(rules.current());
         correlator.unknowns = unknowns;
+        correlator.snapshots = snapshots.clone();
         RulesActor {
             record,
             metrics,
             rules,
             correlator,
             unknowns,
+            snapshots,
         }
     }
 
     fn fresh_correlator(&mut self) {
         self.correlator = Correlator::new(self.rules.current());
         self.correlator.unknowns = self.unknowns;
+        self.correlator.snapshots = self.snapshots.clone();
     }
 }
 

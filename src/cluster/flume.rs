@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{ReadError, as_f64, as_u64, tolerant_json};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ChannelStat {
     pub name: String,
     pub size: Option<u64>,
@@ -18,6 +19,7 @@ pub struct ChannelStat {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SinkStat {
     pub name: String,
     pub drain_attempt: Option<u64>,
@@ -27,6 +29,7 @@ pub struct SinkStat {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SourceStat {
     pub name: String,
     pub received: Option<u64>,
@@ -36,6 +39,7 @@ pub struct SourceStat {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct FlumeAgentStatus {
     /// The agent's name in the cluster config (or its monitoring URL).
     pub agent: String,

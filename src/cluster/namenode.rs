@@ -17,6 +17,7 @@ pub const BEANS: [&str; 4] = [
 
 /// A DataNode as the NameNode lists it (`LiveNodes` / `DeadNodes` of `NameNodeInfo`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct DataNodeInfo {
     /// The key the NameNode uses: `<hostname>:<xferPort>`.
     pub name: String,
@@ -35,6 +36,7 @@ pub struct DataNodeInfo {
 
 /// What the NameNode reports. A field is `None` when no bean polled reported it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct NameNodeStatus {
     /// HA state: `active`, `standby`, `observer`, `initializing`, `stopping`.
     pub ha_state: Option<String>,

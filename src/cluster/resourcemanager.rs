@@ -15,6 +15,7 @@ pub const PATHS: [&str; 3] = [
 
 /// A NodeManager as the RM lists it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct NodeManagerInfo {
     /// `host:nmRpcPort` (the port is ephemeral unless pinned: a restarted NM is a new id).
     pub id: String,
@@ -28,6 +29,7 @@ pub struct NodeManagerInfo {
 
 /// What the ResourceManager reports; a field is `None` when no answer carried it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RmStatus {
     /// `ACTIVE`, `STANDBY`, ... (`clusterInfo.haState`).
     pub ha_state: Option<String>,

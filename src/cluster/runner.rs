@@ -151,6 +151,18 @@ impl ClusterView {
 /// The views of every cluster, shared by the scheduler (writer), the API and the rules.
 pub type Views = Arc<RwLock<HashMap<String, ClusterView>>>;
 
+/// The rules' view of the latest snapshots (`[[snapshot_cause]]`).
+pub struct ViewsLookup(pub Views);
+
+impl crate::rules::engine::SnapshotLookup for ViewsLookup {
+    fn with_snapshot(&self, cluster: &str, f: &mut dyn FnMut(&ClusterSnapshot)) {
+        let views = self.0.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(v) = views.get(cluster) {
+            f(&v.latest);
+        }
+    }
+}
+
 /// What one run did (the answer of `POST /api/health-checks/run`).
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
@@ -202,7 +214,13 @@ pub async fn record_run(
     if read_any {
         snapshot_id = Some(store.insert_snapshot(&view, health).await?);
         store.prune_snapshots(&run.cluster, keep_snapshots).await?;
-        let shown = view.faults(&history, thresholds);
+        // Only the parts this run read confirm or clear faults: a part carried over from an
+        // earlier run says nothing new.
+        let shown: Vec<_> = view
+            .faults(&history, thresholds)
+            .into_iter()
+            .filter(|f| run.covers(&f.source))
+            .collect();
         faults = store
             .apply_snapshot_faults(&run.cluster, run.taken_ms, &shown, |key| {
                 FaultSource::from_key(key).is_some_and(|s| run.covers(&s))

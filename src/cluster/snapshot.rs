@@ -35,8 +35,10 @@ pub struct PortProbe {
     pub host: String,
     pub port: u16,
     /// What listens there (`namenode-rpc`, `datanode-data`, ...).
+    #[serde(default)]
     pub service: String,
     pub outcome: PortOutcome,
+    #[serde(default)]
     pub elapsed_ms: u64,
 }
 
@@ -45,8 +47,10 @@ pub struct SshProbe {
     pub host: String,
     pub user: String,
     pub ok: bool,
+    #[serde(default)]
     pub exit_code: Option<i32>,
     /// ssh's own output (stderr), cut.
+    #[serde(default)]
     pub output: String,
 }
 
@@ -77,6 +81,7 @@ impl Health {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ClusterSnapshot {
     pub cluster: String,
     pub taken_ms: i64,

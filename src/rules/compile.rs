@@ -347,6 +347,18 @@ pub struct Rule {
     pub loggers: Vec<String>,
     pub min_level: Level,
     pub signals: Vec<Signal>,
+    pub snapshot_causes: Vec<SnapshotCause>,
+}
+
+/// A compiled `[[snapshot_cause]]`.
+#[derive(Debug)]
+pub struct SnapshotCause {
+    pub when: Vec<super::snapshot_pred::Predicate>,
+    /// The rule id of `fault`, and its index in the set (resolved when the set is built).
+    pub fault: Option<String>,
+    pub fault_rule: Option<usize>,
+    pub entity: Option<Template>,
+    pub cause: Template,
 }
 
 /// The compiled rule set: rules plus the prefilter. Immutable; swapped whole on reload.
@@ -601,7 +613,30 @@ impl RuleSet {
         Self::build(rules)
     }
 
-    fn build(rules: Vec<Rule>) -> Result<RuleSet, RuleSetError> {
+    fn build(mut rules: Vec<Rule>) -> Result<RuleSet, RuleSetError> {
+        // `[[snapshot_cause]] fault = "<id>"` names a fault rule of the same set.
+        let ids: HashMap<String, (usize, RuleKind)> = rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.clone(), (i, r.kind)))
+            .collect();
+        let mut errors = Vec::new();
+        for r in rules.iter_mut() {
+            for (i, c) in r.snapshot_causes.iter_mut().enumerate() {
+                let Some(f) = &c.fault else { continue };
+                match ids.get(f) {
+                    Some(&(ix, RuleKind::Fault)) => c.fault_rule = Some(ix),
+                    _ => errors.push(RuleError {
+                        file: r.file.clone(),
+                        field: format!("snapshot_cause[{i}].fault"),
+                        reason: format!("`{f}` is not a fault rule of this set"),
+                    }),
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(RuleSetError { errors });
+        }
         // Key literals: every `any` literal, or the longest `all` literal.
         let mut literal_ids: HashMap<String, usize> = HashMap::new();
         let mut literal_list: Vec<String> = Vec::new();
@@ -945,6 +980,66 @@ fn compile_rule(file: &str, spec: RuleSpec) -> Result<Rule, Vec<RuleError>> {
     if !errors.is_empty() {
         return Err(errors);
     }
+    let captures_list: Vec<String> = captures.iter().cloned().collect();
+    let mut snapshot_causes = Vec::new();
+    for (i, c) in spec.snapshot_causes.iter().enumerate() {
+        let field = format!("snapshot_cause[{i}]");
+        let mut when = Vec::new();
+        for (j, w) in c.when.iter().enumerate() {
+            match super::snapshot_pred::Predicate::parse(w, &captures_list) {
+                Ok(p) => when.push(p),
+                Err(reason) => errors.push(RuleError {
+                    file: file.to_string(),
+                    field: format!("{field}.when[{j}]"),
+                    reason,
+                }),
+            }
+        }
+        if c.when.is_empty() {
+            errors.push(RuleError {
+                file: file.to_string(),
+                field: format!("{field}.when"),
+                reason: "needs at least one predicate".into(),
+            });
+        }
+        let mut tpl_of = |name: &str, text: &str| match Template::parse(text) {
+            Ok(t) => {
+                for v in t.vars() {
+                    if !captures.contains(v) {
+                        errors.push(RuleError {
+                            file: file.to_string(),
+                            field: format!("{field}.{name}"),
+                            reason: format!(
+                                "placeholder {{{v}}} is neither a named capture of a signal regex nor one of {}",
+                                BUILTIN_VARS.join(", ")
+                            ),
+                        });
+                    }
+                }
+                t
+            }
+            Err(reason) => {
+                errors.push(RuleError {
+                    file: file.to_string(),
+                    field: format!("{field}.{name}"),
+                    reason,
+                });
+                Template { parts: vec![] }
+            }
+        };
+        let cause = tpl_of("cause", &c.cause);
+        let entity = c.entity.as_deref().map(|e| tpl_of("entity", e));
+        snapshot_causes.push(SnapshotCause {
+            when,
+            fault: c.fault.clone(),
+            fault_rule: None,
+            entity,
+            cause,
+        });
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
     Ok(Rule {
         id: spec.id,
         file: file.to_string(),
@@ -961,6 +1056,7 @@ fn compile_rule(file: &str, spec: RuleSpec) -> Result<Rule, Vec<RuleError>> {
         loggers: spec.applies.loggers,
         min_level,
         signals,
+        snapshot_causes,
     })
 }
 

@@ -62,6 +62,11 @@ impl Diagnosis {
         }
     }
 
+    /// The snapshots `[[snapshot_cause]]` reads (offline: a saved cluster status).
+    pub fn set_snapshots(&mut self, s: Arc<dyn super::engine::SnapshotLookup>) {
+        self.correlator.snapshots = Some(s);
+    }
+
     /// Whether generic `unknown` findings are reported (default: yes).
     pub fn set_unknowns(&mut self, on: bool) {
         self.correlator.unknowns = on;

@@ -13,7 +13,7 @@ use std::sync::{Arc, LazyLock};
 use regex::Regex;
 use serde::Serialize;
 
-use super::compile::{AUX_LITERALS, Rule, RuleSet, Severity, Signal};
+use super::compile::{AUX_LITERALS, Rule, RuleSet, Severity, Signal, SnapshotCause, Template};
 use super::spec::RuleKind;
 use crate::domain::{Level, LogRecord};
 
@@ -66,6 +66,8 @@ pub struct Finding {
     pub references: Vec<String>,
     pub captures: BTreeMap<String, String>,
     pub evidence: Vec<Evidence>,
+    /// The snapshot values a `[[snapshot_cause]]` rested on (empty when none applied).
+    pub snapshot_evidence: Vec<String>,
     pub first_ms: i64,
     pub last_ms: i64,
     pub occurrences: u64,
@@ -144,8 +146,43 @@ pub struct Verdict {
     pub findings: usize,
 }
 
+/// The latest snapshot of each cluster, as `[[snapshot_cause]]` reads it; called per firing,
+/// so it must be cheap (an in-memory map behind a read lock).
+pub trait SnapshotLookup: Send + Sync {
+    fn with_snapshot(
+        &self,
+        cluster: &str,
+        f: &mut dyn FnMut(&crate::cluster::snapshot::ClusterSnapshot),
+    );
+}
+
+/// Fixed snapshots (`faultline diagnose --snapshot`): by cluster name, and one that serves
+/// every cluster when the file holds a single cluster.
+#[derive(Debug, Default)]
+pub struct StaticSnapshots {
+    pub by_cluster: HashMap<String, crate::cluster::snapshot::ClusterSnapshot>,
+}
+
+impl SnapshotLookup for StaticSnapshots {
+    fn with_snapshot(
+        &self,
+        cluster: &str,
+        f: &mut dyn FnMut(&crate::cluster::snapshot::ClusterSnapshot),
+    ) {
+        let one = (self.by_cluster.len() == 1)
+            .then(|| self.by_cluster.values().next())
+            .flatten();
+        if let Some(s) = self.by_cluster.get(cluster).or(one) {
+            f(s);
+        }
+    }
+}
+
 /// Correlation state over a stream of records, for one rule set.
 pub struct Correlator {
+    /// Where `[[snapshot_cause]]` reads each cluster's latest snapshot (none: causes never
+    /// apply).
+    pub snapshots: Option<Arc<dyn SnapshotLookup>>,
     set: Arc<RuleSet>,
     scopes: HashMap<u64, ScopeState>,
     referenced: super::fxhash::FxHashSet<(u16, u16)>,
@@ -184,6 +221,7 @@ impl Correlator {
             }
         }
         Correlator {
+            snapshots: None,
             set,
             scopes: HashMap::new(),
             referenced,
@@ -355,11 +393,35 @@ impl Correlator {
             if suppressed {
                 continue;
             }
+            // The cluster's latest snapshot may name the root cause (`[[snapshot_cause]]`):
+            // the first cause whose predicates all hold decides the diagnosis, and maybe the
+            // rule the finding belongs to.
+            let mut cause: Option<(&SnapshotCause, Vec<String>)> = None;
+            if let (false, Some(look)) = (rule.snapshot_causes.is_empty(), &self.snapshots) {
+                let value = |name: &str| -> Option<String> {
+                    match name {
+                        "host" => Some(rec.host.clone()),
+                        _ => lookup(name).map(str::to_string),
+                    }
+                };
+                look.with_snapshot(&rec.cluster, &mut |snap| {
+                    cause = rule.snapshot_causes.iter().find_map(|c| {
+                        super::snapshot_pred::all_hold(&c.when, snap, &value).map(|ev| (c, ev))
+                    });
+                });
+            }
+            let (rule, entity) = match &cause {
+                Some((c, _)) => {
+                    let target = c.fault_rule.map_or(rule, |ix| &set.rules[ix]);
+                    (target, c.entity.as_ref().unwrap_or(&target.entity))
+                }
+                None => (rule, &rule.entity),
+            };
             // Compact mode: a repeat whose merged finding already holds all the evidence it
             // keeps needs none, so most records of a long episode skip copying their lines.
             let mut id = None;
             let wants_evidence = if self.compact_repeats {
-                let i = identity(rule, rec, &m.caps);
+                let i = identity(rule, entity, rec, &m.caps);
                 let wants = self
                     .seen
                     .get(&i.fingerprint)
@@ -410,11 +472,12 @@ impl Correlator {
             } else {
                 evidence.extend(ev);
             }
-            let id = id.unwrap_or_else(|| identity(rule, rec, &m.caps));
+            let id = id.unwrap_or_else(|| identity(rule, entity, rec, &m.caps));
             fired_rules.push(m.rule);
             let seen = self.compact_repeats.then_some(&mut self.seen);
+            let cause = cause.map(|(c, ev)| (&c.cause, ev));
             out.push(rule_finding(
-                rule, rec, &m.caps, id, evidence, first_ms, count, seen,
+                rule, rec, &m.caps, id, evidence, first_ms, count, seen, cause,
             ));
         }
         if unknown {
@@ -684,7 +747,12 @@ impl Identity<'_> {
     }
 }
 
-fn identity<'a>(rule: &Rule, rec: &'a LogRecord, caps: &'a [(String, String)]) -> Identity<'a> {
+fn identity<'a>(
+    rule: &Rule,
+    entity: &Template,
+    rec: &'a LogRecord,
+    caps: &'a [(String, String)],
+) -> Identity<'a> {
     let host = caps
         .iter()
         .find(|(k, _)| k == "host")
@@ -699,7 +767,7 @@ fn identity<'a>(rule: &Rule, rec: &'a LogRecord, caps: &'a [(String, String)]) -
     fingerprint.push(':');
     let entity_at = fingerprint.len();
     // `{count}` is refused in entities at load (it would split one fault per firing).
-    rule.entity.render_into(&mut fingerprint, |name| {
+    entity.render_into(&mut fingerprint, |name| {
         builtin_or_capture(name, host, rec, "", caps)
     });
     Identity {
@@ -740,6 +808,7 @@ fn rule_finding(
     first_ms: i64,
     count: u64,
     seen: Option<&mut super::fxhash::FxHashMap<String, usize>>,
+    cause: Option<(&Template, Vec<String>)>,
 ) -> Finding {
     let escalate = rule.kind == RuleKind::Escalate;
     let source = if escalate {
@@ -753,6 +822,7 @@ fn rule_finding(
             // A repeat the consumer merges by fingerprint: only the fingerprint, counts and
             // evidence (see `Correlator::compact_repeats`).
             return Finding {
+                snapshot_evidence: Vec::new(),
                 fault_type: String::new(),
                 source,
                 rule_id: None,
@@ -787,9 +857,13 @@ fn rule_finding(
     let fingerprint = id.fingerprint;
     let count_s = count.to_string();
     let lookup = |name: &str| builtin_or_capture(name, host, rec, &count_s, caps);
-    let diagnosis = rule.diagnosis.render(lookup);
+    let (diagnosis, snapshot_evidence) = match cause {
+        Some((t, ev)) => (t.render(lookup), ev),
+        None => (rule.diagnosis.render(lookup), Vec::new()),
+    };
     let remediation = rule.remediation.iter().map(|t| t.render(lookup)).collect();
     Finding {
+        snapshot_evidence,
         fault_type,
         source,
         rule_id: Some(rule.id.clone()),
@@ -890,6 +964,7 @@ fn unknown_finding(rec: &LogRecord) -> Finding {
     let mut captures = BTreeMap::new();
     captures.insert("template".to_string(), template);
     Finding {
+        snapshot_evidence: Vec::new(),
         fault_type: "unknown".into(),
         source: FindingSource::Unknown,
         rule_id: None,

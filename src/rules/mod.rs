@@ -14,6 +14,7 @@ pub mod engine;
 pub mod eval;
 pub mod fxhash;
 pub mod lazy_regex;
+pub mod snapshot_pred;
 pub mod spec;
 
 use std::path::{Path, PathBuf};

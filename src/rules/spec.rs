@@ -44,6 +44,23 @@ pub struct RuleSpec {
     pub references: Vec<String>,
     #[serde(default, rename = "signal")]
     pub signals: Vec<SignalSpec>,
+    /// Root causes the cluster's latest snapshot decides (the first whose `when` holds).
+    #[serde(default, rename = "snapshot_cause")]
+    pub snapshot_causes: Vec<SnapshotCauseSpec>,
+}
+
+/// `[[snapshot_cause]]`: when every predicate of `when` holds on the cluster's latest
+/// snapshot, the finding's diagnosis is `cause`, and with `fault` it becomes a finding of
+/// that rule (the root cause) with `entity`. See `rules/README.md`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotCauseSpec {
+    pub when: Vec<String>,
+    #[serde(default)]
+    pub fault: Option<String>,
+    #[serde(default)]
+    pub entity: Option<String>,
+    pub cause: String,
 }
 
 /// Which records a rule looks at. Empty lists mean "any".

@@ -57,6 +57,7 @@ pub(crate) fn new_evidence(f: &Finding) -> String {
         "captures": f.captures,
         "references": f.references,
         "records": f.evidence,
+        "snapshot_values": f.snapshot_evidence,
     })
     .to_string()
 }
@@ -94,6 +95,12 @@ pub(crate) fn merge_evidence(existing: &str, f: &Finding) -> String {
         "captures".into(),
         serde_json::to_value(&f.captures).unwrap_or_default(),
     );
+    if !f.snapshot_evidence.is_empty() {
+        obj.insert(
+            "snapshot_values".into(),
+            serde_json::to_value(&f.snapshot_evidence).unwrap_or_default(),
+        );
+    }
     v.to_string()
 }
 

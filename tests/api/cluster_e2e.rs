@@ -199,6 +199,87 @@ async fn every_check_on_demand_and_bad_answers(b: Backend) {
     sim.stop().await;
 }
 
+/// Logs + the scheduler's snapshot in the live engine: a refused DataNode port is the dead
+/// DataNode (one fault with the snapshot's), or a firewall when the DataNode is alive and its
+/// port answers the engine.
+async fn logs_and_snapshot_name_the_root_cause(b: Backend) {
+    let Some(sim) = HadoopSim::start().await else {
+        return;
+    };
+    // A stand-in DataNode port on this machine: the NameNode lists 127.0.0.1 as a DataNode.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    sim.set(|s| {
+        s.workers.push("127.0.0.1".into());
+        s.dead_datanodes.insert("worker2".into());
+    });
+    let mut cluster = sim.cluster_settings();
+    cluster.ports = vec![faultline::cluster::settings::PortSettings {
+        host: "127.0.0.1".into(),
+        port,
+        service: "datanode-data".into(),
+    }];
+    let Some(app) = spawn_app_with(b, move |s| {
+        s.clusters = vec![cluster];
+        s.scheduler.enabled = false;
+        s.scheduler.timeout_secs = 1;
+    })
+    .await
+    else {
+        return;
+    };
+    let run = post_run(&app, "?check=namenode").await;
+    let dead_id = run["runs"][0]["faults"]["opened"][0].as_i64().unwrap();
+    let ports = post_run(&app, "?check=ports").await;
+    assert_eq!(
+        ports["runs"][0]["faults"]["confirmed"],
+        serde_json::json!([]),
+        "a ports run says nothing new about the NameNode's faults"
+    );
+
+    let refused = |target: &str| {
+        format!(
+            "2025-03-14 10:41:07,219 WARN org.apache.hadoop.hdfs.DataStreamer: Exception in createBlockOutputStream java.net.ConnectException: Call From worker3/10.0.0.13 to {target} failed on connection exception: java.net.ConnectException: Connection refused"
+        )
+    };
+    let q = "?cluster=sim&host=worker3&service=datanode";
+    let resp = app.upload(q, "text/plain", refused("worker2:9866")).await;
+    assert_eq!(resp.status(), 200);
+    // The log's finding is the snapshot's fault: one record, now with two occurrences.
+    let faults = app
+        .wait_faults("?fault_type=datanode_lost", |f| {
+            f.iter()
+                .any(|x| x["id"] == dead_id && x["occurrences"] == 2)
+        })
+        .await;
+    assert_eq!(faults.len(), 1, "{faults:#?}");
+
+    let resp = app
+        .upload(q, "text/plain", refused(&format!("127.0.0.1:{port}")))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let faults = app
+        .wait_faults("?fault_type=port_unreachable", |f| !f.is_empty())
+        .await;
+    let diagnosis = faults[0]["diagnosis"].as_str().unwrap();
+    assert!(
+        diagnosis.contains("a firewall between worker3 and 127.0.0.1"),
+        "{diagnosis}"
+    );
+    let id = faults[0]["id"].as_i64().unwrap();
+    let fault = get(&app, &format!("/api/faults/{id}")).await;
+    let values = fault["evidence"]["snapshot_values"].as_array().unwrap();
+    assert_eq!(values.len(), 2, "{fault}");
+    assert!(
+        get(&app, "/api/faults?fault_type=port_unreachable&host=worker2").await["faults"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    drop(listener);
+    sim.stop().await;
+}
+
 struct FakeClock;
 
 impl Clock for FakeClock {
@@ -300,6 +381,7 @@ async fn cron_ticks_run_the_due_checks(b: Backend) {
 }
 
 both_backends!(
+    logs_and_snapshot_name_the_root_cause,
     injected_faults_are_recorded_and_healing_resolves_them,
     every_check_on_demand_and_bad_answers,
     cron_ticks_run_the_due_checks,

@@ -29,22 +29,8 @@ async fn post(app: &TestApp, path: &str, body: &str) -> (u16, Value) {
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-/// Poll `GET /api/faults{query}` until `pred` holds (15 s at most).
 async fn wait_faults(app: &TestApp, query: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let start = Instant::now();
-    loop {
-        let (status, body) = get(app, &format!("/api/faults{query}")).await;
-        assert_eq!(status, 200, "{body}");
-        let faults = body["faults"].as_array().cloned().unwrap_or_default();
-        if pred(&faults) {
-            return faults;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "timed out waiting for faults{query}: {faults:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
+    app.wait_faults(query, pred).await
 }
 
 async fn posted_fault_lines_become_a_fault_record(backend: Backend) {

@@ -189,6 +189,30 @@ impl TestApp {
         body["logs"].as_array().cloned().unwrap_or_default()
     }
 
+    /// Poll `GET /api/faults{query}` until `pred` holds (15 s at most).
+    pub async fn wait_faults(&self, query: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let start = Instant::now();
+        loop {
+            let resp = self
+                .client
+                .get(self.url(&format!("/api/faults{query}")))
+                .send()
+                .await
+                .expect("request sent");
+            assert_eq!(resp.status(), 200, "GET /api/faults{query}");
+            let body: Value = resp.json().await.expect("json");
+            let faults = body["faults"].as_array().cloned().unwrap_or_default();
+            if pred(&faults) {
+                return faults;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(15),
+                "timed out waiting for faults{query}: {faults:#?}"
+            );
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(30)).await;
+        }
+    }
+
     /// Poll `/api/logs{query}` until `pred` holds for the result (or fail after 15 s).
     pub async fn wait_for_logs(
         &self,
