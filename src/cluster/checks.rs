@@ -352,7 +352,14 @@ pub fn ssh_command(cluster: &ClusterSettings, host: &str, timeout: Duration) -> 
         "-p".into(),
         cluster.ssh_port.to_string(),
     ];
+    if !cluster.ssh_known_hosts.is_empty() {
+        args.push("-o".into());
+        args.push(format!("UserKnownHostsFile={}", cluster.ssh_known_hosts));
+    }
     if !cluster.ssh_key.is_empty() {
+        // Only the configured key: not whatever else the engine's user has in ~/.ssh.
+        args.push("-o".into());
+        args.push("IdentitiesOnly=yes".into());
         args.push("-i".into());
         args.push(cluster.ssh_key.clone());
     }
@@ -501,7 +508,7 @@ mod tests {
         assert_eq!(
             args.join(" "),
             "-o BatchMode=yes -o ConnectTimeout=5 -o StrictHostKeyChecking=yes -p 2222 \
-             -i /etc/faultline/id_ed25519 -- hadoop@worker3 true"
+             -o IdentitiesOnly=yes -i /etc/faultline/id_ed25519 -- hadoop@worker3 true"
         );
     }
 

@@ -30,6 +30,9 @@ pub struct ClusterSettings {
     /// Empty `ssh_user` = no SSH check.
     pub ssh_user: String,
     pub ssh_key: String,
+    /// The engine's own known_hosts file (`-o UserKnownHostsFile=`); empty = ssh's default.
+    /// Host keys are always checked strictly.
+    pub ssh_known_hosts: String,
     pub ssh_port: u16,
 }
 
@@ -46,6 +49,7 @@ impl Default for ClusterSettings {
             ports: Vec::new(),
             ssh_user: String::new(),
             ssh_key: String::new(),
+            ssh_known_hosts: String::new(),
             ssh_port: 22,
         }
     }
@@ -200,6 +204,9 @@ impl ClusterSettings {
         }
         if self.ssh_key.starts_with('-') {
             return e("ssh_key", "must be a path".into());
+        }
+        if self.ssh_known_hosts.starts_with('-') {
+            return e("ssh_known_hosts", "must be a path".into());
         }
         Ok(())
     }

@@ -231,3 +231,126 @@ async fn ports_refused_and_open() {
     );
     drop(listener);
 }
+
+/// A real `sshd` on a loopback port (`FAULTLINE_TEST_SSHD`, set by `.ci/run`; required under
+/// CI), with its own host and user keys: the batch-mode check succeeds with the right key,
+/// and fails as `ssh_auth` with another key or an unknown host key.
+#[actix_web::test]
+async fn ssh_batch_mode_against_a_real_sshd() {
+    let sshd = match std::env::var("FAULTLINE_TEST_SSHD") {
+        Ok(p) if !p.is_empty() => p,
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but FAULTLINE_TEST_SSHD is not set")
+        }
+        _ => return,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let keygen = |name: &str| {
+        let ok = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(d.join(name))
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "ssh-keygen {name}");
+    };
+    for k in ["host_key", "user_key", "other_key"] {
+        keygen(k);
+    }
+    std::fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let user = String::from_utf8(
+        std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    std::fs::write(
+        d.join("sshd_config"),
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {0}/host_key\nAuthorizedKeysFile {0}/authorized_keys\n\
+             StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+             PermitRootLogin prohibit-password\nPidFile {0}/sshd.pid\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    let _ = std::fs::create_dir_all("/run/sshd");
+    let mut daemon = std::process::Command::new(&sshd)
+        .args(["-D", "-e", "-f"])
+        .arg(d.join("sshd_config"))
+        .spawn()
+        .expect("start sshd");
+    let host_pub = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
+    let host_pub: Vec<&str> = host_pub.split_whitespace().take(2).collect();
+    std::fs::write(
+        d.join("known_hosts"),
+        format!("[127.0.0.1]:{port} {}\n", host_pub.join(" ")),
+    )
+    .unwrap();
+    std::fs::write(d.join("empty_known_hosts"), "").unwrap();
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let cluster = |key: &str, known: &str| ClusterSettings {
+        name: "sim".into(),
+        workers: vec!["127.0.0.1".into()],
+        ssh_user: user.clone(),
+        ssh_key: d.join(key).display().to_string(),
+        ssh_known_hosts: d.join(known).display().to_string(),
+        ssh_port: port,
+        ..Default::default()
+    };
+    let ctx = CheckContext::new(Duration::from_secs(5), 4096, "api");
+    let ssh = std::path::Path::new("ssh");
+    let mut logs = Vec::new();
+    let ok = checks::ssh_checks(&ctx, &cluster("user_key", "known_hosts"), ssh, &mut logs).await;
+    assert!(ok[0].ok, "{:?}", ok[0]);
+    assert_eq!(logs[0].status, "success");
+    assert!(logs[0].args.contains(&"BatchMode=yes".to_string()));
+
+    let denied =
+        checks::ssh_checks(&ctx, &cluster("other_key", "known_hosts"), ssh, &mut logs).await;
+    assert!(!denied[0].ok);
+    assert_eq!(denied[0].exit_code, Some(255));
+    assert!(
+        denied[0].output.contains("Permission denied"),
+        "{}",
+        denied[0].output
+    );
+    let unknown = checks::ssh_checks(
+        &ctx,
+        &cluster("user_key", "empty_known_hosts"),
+        ssh,
+        &mut logs,
+    )
+    .await;
+    assert!(
+        unknown[0].output.contains("Host key verification failed"),
+        "{}",
+        unknown[0].output
+    );
+
+    let snap = ClusterSnapshot {
+        ssh: denied,
+        ..Default::default()
+    };
+    assert_eq!(
+        fault_types(&snap, &[]),
+        [("ssh_auth".to_string(), "127.0.0.1".to_string())]
+    );
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+}
