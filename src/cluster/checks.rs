@@ -223,10 +223,7 @@ pub async fn poll_resourcemanager(
     cluster: &ClusterSettings,
     logs: &mut Vec<ExecLog>,
 ) -> Result<RmStatus, String> {
-    let paths: Vec<String> = resourcemanager::PATHS
-        .iter()
-        .map(|p| p.to_string())
-        .collect();
+    let paths: Vec<String> = resourcemanager::paths(cluster.hadoop_version).to_vec();
     let mut errors = Vec::new();
     for base in &cluster.resourcemanagers {
         match poll(

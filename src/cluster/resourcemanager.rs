@@ -6,12 +6,21 @@ use serde_json::Value;
 
 use super::{ReadError, as_str, as_u64, tolerant_json};
 
-/// The REST paths polled, in order.
-pub const PATHS: [&str; 3] = [
-    "/ws/v1/cluster/info",
-    "/ws/v1/cluster/metrics",
-    "/ws/v1/cluster/nodes",
-];
+/// The REST paths polled, in order. The node list asks for every state by name (`states`),
+/// so LOST and UNHEALTHY nodes are listed whatever the RM's default; Hadoop 2 before 2.8
+/// knows no DECOMMISSIONING / SHUTDOWN and answers an error for a state it does not know.
+pub fn paths(hadoop_version: u8) -> [String; 3] {
+    let states = if hadoop_version >= 3 {
+        "NEW,RUNNING,UNHEALTHY,DECOMMISSIONED,LOST,REBOOTED,DECOMMISSIONING,SHUTDOWN"
+    } else {
+        "NEW,RUNNING,UNHEALTHY,DECOMMISSIONED,LOST,REBOOTED"
+    };
+    [
+        "/ws/v1/cluster/info".into(),
+        "/ws/v1/cluster/metrics".into(),
+        format!("/ws/v1/cluster/nodes?states={states}"),
+    ]
+}
 
 /// A NodeManager as the RM lists it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -51,7 +60,7 @@ pub struct RmStatus {
 }
 
 impl RmStatus {
-    /// Read one answer of [`PATHS`], whichever it is (recognised by its top-level key).
+    /// Read one answer of [`paths`], whichever it is (recognised by its top-level key).
     pub fn absorb(&mut self, body: &str) -> Result<(), ReadError> {
         let v = tolerant_json(body)?;
         if let Some(info) = v.get("clusterInfo") {

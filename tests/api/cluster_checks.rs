@@ -354,3 +354,68 @@ async fn ssh_batch_mode_against_a_real_sshd() {
     let _ = daemon.kill();
     let _ = daemon.wait();
 }
+
+#[actix_web::test]
+async fn the_node_list_asks_for_every_state_the_rm_knows() {
+    let Some(sim) = HadoopSim::start().await else {
+        return;
+    };
+    sim.set(|s| {
+        s.lost_nodemanagers.insert("worker3".into());
+    });
+    let mut logs = Vec::new();
+    let rm = checks::poll_resourcemanager(&ctx(), &cluster(&sim), &mut logs)
+        .await
+        .unwrap();
+    assert!(
+        logs[2]
+            .command
+            .contains("states=NEW,RUNNING,UNHEALTHY,DECOMMISSIONED,LOST")
+    );
+    assert_eq!(rm.hosts_in("LOST")[0].host, "worker3");
+    // An RM that does not know a state answers an error, read as a failed check.
+    let body = reqwest::get(format!("{}/ws/v1/cluster/nodes?states=BOGUS", sim.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut status = faultline::cluster::resourcemanager::RmStatus::default();
+    let e = status.absorb(&body).unwrap_err().to_string();
+    assert!(e.contains("Invalid node state: BOGUS"), "{e}");
+}
+
+/// A port whose accept queue is full drops new SYNs, as a filtering firewall does: the
+/// engine's connect times out.
+#[actix_web::test]
+async fn a_filtered_port_times_out() {
+    use std::os::fd::AsRawFd;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // SAFETY: `listen` on a socket this test owns; it only shortens the accept queue.
+    unsafe { libc::listen(listener.as_raw_fd(), 0) };
+    // Fill the queue (never accepted).
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        if let Ok(s) = std::net::TcpStream::connect_timeout(
+            &([127, 0, 0, 1], port).into(),
+            Duration::from_millis(200),
+        ) {
+            held.push(s);
+        }
+    }
+    let t = faultline::cluster::settings::ProbeTarget {
+        host: "127.0.0.1".into(),
+        port,
+        service: "datanode-data".into(),
+    };
+    let probe = checks::probe_port(&t, Duration::from_millis(300)).await;
+    assert_eq!(probe.outcome, PortOutcome::Timeout, "{probe:?}");
+    let snap = ClusterSnapshot {
+        ports: vec![probe],
+        ..Default::default()
+    };
+    let f = snap.faults(&[], &Thresholds::default());
+    assert!(f[0].diagnosis.contains("timed out") && f[0].diagnosis.contains("firewall"));
+    drop(held);
+}

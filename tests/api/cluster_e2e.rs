@@ -280,6 +280,53 @@ async fn logs_and_snapshot_name_the_root_cause(b: Backend) {
     sim.stop().await;
 }
 
+async fn backlog_safe_mode_and_lost_nodes_open_and_heal(b: Backend) {
+    let Some(sim) = HadoopSim::start().await else {
+        return;
+    };
+    let Some(app) = app_for(b, &sim).await else {
+        return;
+    };
+    sim.set(|s| {
+        s.flume_fill_percent = 99.5;
+        s.safe_mode = true;
+        s.lost_nodemanagers.insert("worker4".into());
+    });
+    // The HTTP checks only (the default port probes would name hosts this machine cannot
+    // resolve). Returns the faults opened and resolved, and the last run's report.
+    async fn poll(app: &TestApp) -> (Vec<Value>, Vec<Value>, Value) {
+        let (mut opened, mut resolved, mut last) = (Vec::new(), Vec::new(), Value::Null);
+        for check in ["namenode", "resourcemanager", "flume"] {
+            let run = post_run(app, &format!("?check={check}")).await;
+            let r = &run["runs"][0]["faults"];
+            opened.extend(r["opened"].as_array().unwrap().iter().cloned());
+            resolved.extend(r["resolved"].as_array().unwrap().iter().cloned());
+            last = run["runs"][0].clone();
+        }
+        (opened, resolved, last)
+    }
+    let mut opened = Vec::new();
+    for poll_no in 1..=3 {
+        let (ids, _, _) = poll(&app).await;
+        let expected = match poll_no {
+            1 => 2, // safe mode and the lost NodeManager
+            3 => 1, // the backlog, after three full polls
+            _ => 0,
+        };
+        assert_eq!(ids.len(), expected, "poll {poll_no}: {ids:?}");
+        opened.extend(ids);
+    }
+    let backlog = get(&app, "/api/faults?fault_type=flume_backlog&status=open").await;
+    assert_eq!(backlog["faults"][0]["host"], "agent1");
+    sim.set(|s| *s = Default::default());
+    let (_, mut resolved, last) = poll(&app).await;
+    resolved.sort_by_key(|v| v.as_i64());
+    opened.sort_by_key(|v| v.as_i64());
+    assert_eq!(resolved, opened, "every fault heals");
+    assert_eq!(last["health"], "ok", "{last}");
+    sim.stop().await;
+}
+
 struct FakeClock;
 
 impl Clock for FakeClock {
@@ -381,6 +428,7 @@ async fn cron_ticks_run_the_due_checks(b: Backend) {
 }
 
 both_backends!(
+    backlog_safe_mode_and_lost_nodes_open_and_heal,
     logs_and_snapshot_name_the_root_cause,
     injected_faults_are_recorded_and_healing_resolves_them,
     every_check_on_demand_and_bad_answers,

@@ -168,7 +168,40 @@ async fn handle(
             v["clusterMetrics"]["activeNodes"] = json!(st.workers.len() - lost);
             v
         }
-        "/ws/v1/cluster/nodes" => rm_nodes(&samples.rm_nodes, &st),
+        "/ws/v1/cluster/nodes" => {
+            // The RM reads `states` with NodeState.valueOf: an unknown name is an error.
+            const STATES: [&str; 8] = [
+                "NEW",
+                "RUNNING",
+                "UNHEALTHY",
+                "DECOMMISSIONED",
+                "LOST",
+                "REBOOTED",
+                "DECOMMISSIONING",
+                "SHUTDOWN",
+            ];
+            let states = req
+                .query_string()
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("states="))
+                .unwrap_or("");
+            if let Some(bad) = states
+                .split([',', '%'])
+                .filter(|s| !s.is_empty() && !s.starts_with("2C"))
+                .find(|s| !STATES.contains(&s.to_ascii_uppercase().as_str()))
+            {
+                return HttpResponse::BadRequest().json(json!({"RemoteException": {
+                    "exception": "BadRequestException",
+                    "message": format!("Invalid node state: {bad}"),
+                    "javaClassName": "org.apache.hadoop.yarn.webapp.BadRequestException"}}));
+            }
+            let lost_listed = states.is_empty() || states.to_ascii_uppercase().contains("LOST");
+            let mut st = st.clone();
+            if !lost_listed {
+                st.workers.retain(|w| !st.lost_nodemanagers.contains(w));
+            }
+            rm_nodes(&samples.rm_nodes, &st)
+        }
         "/metrics" => {
             let mut v = samples.flume.clone();
             let cap = 10_000.0;
