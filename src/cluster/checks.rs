@@ -493,6 +493,36 @@ mod tests {
         CheckContext::new(Duration::from_millis(500), 1024, "api")
     }
 
+    #[tokio::test]
+    async fn allow_listed_scripts_run_from_their_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, body: &str| {
+            use std::os::unix::fs::PermissionsExt as _;
+            let p = dir.path().join(name);
+            std::fs::write(&p, body).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        write("check_nn_dirs.sh", "#!/bin/sh\necho dirs ok\n");
+        write("not_listed.sh", "#!/bin/sh\necho never\n");
+        let allow = vec!["check_nn_dirs.sh".to_string(), "gone.sh".to_string()];
+        let logs = run_scripts(&ctx(), "c", dir.path(), &allow).await;
+        assert_eq!(logs.len(), 2, "only the listed scripts");
+        assert_eq!(
+            (logs[0].kind.as_str(), logs[0].name.as_str()),
+            ("script", "check_nn_dirs.sh")
+        );
+        assert_eq!(
+            (logs[0].status.as_str(), logs[0].stdout.as_str()),
+            ("success", "dirs ok\n")
+        );
+        assert_eq!(logs[1].status, "failed");
+        assert!(
+            logs[1].stderr.contains("cannot start"),
+            "{}",
+            logs[1].stderr
+        );
+    }
+
     #[test]
     fn ssh_command_comes_from_config_only() {
         let c = ClusterSettings {
