@@ -145,6 +145,11 @@ pub async fn history(
     let cluster = match params::non_empty(p.cluster) {
         Some(c) => c,
         None if state.settings.clusters.len() == 1 => state.settings.clusters[0].name.clone(),
+        None if state.settings.clusters.is_empty() => {
+            return Err(ApiError::Conflict(
+                "no cluster is configured ([[clusters]] in faultline.toml)".into(),
+            ));
+        }
         None => {
             return Err(ApiError::BadRequest(
                 "`cluster` is required when several clusters are configured".into(),

@@ -327,6 +327,39 @@ async fn backlog_safe_mode_and_lost_nodes_open_and_heal(b: Backend) {
     sim.stop().await;
 }
 
+async fn without_clusters_the_endpoints_say_so(b: Backend) {
+    let Some(app) = crate::helpers::spawn_app(b).await else {
+        return;
+    };
+    assert_eq!(
+        get(&app, "/api/health-checks").await["checks"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        get(&app, "/api/cluster/status").await["clusters"],
+        serde_json::json!([])
+    );
+    for (method, path) in [
+        (reqwest::Method::POST, "/api/health-checks/run"),
+        (reqwest::Method::GET, "/api/cluster/status/history"),
+    ] {
+        let resp = app
+            .client
+            .request(method, app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 409, "{path}");
+        let body: Value = resp.json().await.unwrap();
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("no cluster is configured")
+        );
+    }
+}
+
 struct FakeClock;
 
 impl Clock for FakeClock {
@@ -428,6 +461,7 @@ async fn cron_ticks_run_the_due_checks(b: Backend) {
 }
 
 both_backends!(
+    without_clusters_the_endpoints_say_so,
     backlog_safe_mode_and_lost_nodes_open_and_heal,
     logs_and_snapshot_name_the_root_cause,
     injected_faults_are_recorded_and_healing_resolves_them,
