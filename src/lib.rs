@@ -22,6 +22,7 @@ pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod ingest;
+pub mod llm;
 pub mod metrics;
 pub mod parse;
 pub mod rules;
