@@ -65,21 +65,25 @@ struct Samples {
     flume: Value,
 }
 
-fn load(name: &str) -> Option<Value> {
-    let dir = faultline::parse::testdata::shared_dir()?;
-    let text = std::fs::read_to_string(dir.join("reference/hadoop").join(name)).ok()?;
-    serde_json::from_str(&text).ok()
+/// A sample of `reference/hadoop/` in `dir`; a missing or broken sample fails the test.
+fn load(dir: &std::path::Path, name: &str) -> Value {
+    let path = dir.join("reference/hadoop").join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("simulator sample {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("simulator sample {name}: {e}"))
 }
 
 impl HadoopSim {
-    /// Start on a free port; `None` when the shared samples are absent (and CI is not set).
+    /// Start on a free port; `None` only when the shared data is absent outside CI
+    /// (`shared_dir` fails the test under `CI=true`). Anything else going wrong fails.
     pub async fn start() -> Option<HadoopSim> {
+        let dir = faultline::parse::testdata::shared_dir()?;
         let samples = Arc::new(Samples {
-            jmx: load("namenode-jmx-degraded.composed.json")?,
-            rm_info: load("rm-cluster-info.doc.json")?,
-            rm_metrics: load("rm-cluster-metrics-degraded.composed.json")?,
-            rm_nodes: load("rm-nodes-degraded.composed.json")?,
-            flume: load("flume-metrics-backlog.composed.json")?,
+            jmx: load(&dir, "namenode-jmx-degraded.composed.json"),
+            rm_info: load(&dir, "rm-cluster-info.doc.json"),
+            rm_metrics: load(&dir, "rm-cluster-metrics-degraded.composed.json"),
+            rm_nodes: load(&dir, "rm-nodes-degraded.composed.json"),
+            flume: load(&dir, "flume-metrics-backlog.composed.json"),
         });
         let state = Arc::new(Mutex::new(SimState::default()));
         let (s2, st2) = (Arc::clone(&samples), Arc::clone(&state));
@@ -91,8 +95,8 @@ impl HadoopSim {
         })
         .workers(1)
         .bind(("127.0.0.1", 0))
-        .ok()?;
-        let port = server.addrs().first()?.port();
+        .expect("the simulator binds a loopback port");
+        let port = server.addrs()[0].port();
         let server = server.run();
         let handle = server.handle();
         actix_web::rt::spawn(server);
