@@ -176,8 +176,39 @@ async fn poll<T: Default>(
     Ok(status)
 }
 
-/// Poll the NameNodes in order and keep the first active one (a non-HA NameNode reports
-/// `active`). Returns the address that answered and its status.
+/// Poll `bases` in order (the HA pair or set of one daemon) and keep the first that reports
+/// itself active (`ha` gives its HA state; a non-HA daemon reports active or nothing).
+/// Returns the address that answered and its status.
+#[allow(clippy::too_many_arguments)] // private; the arguments name one daemon kind
+async fn poll_active<T: Default>(
+    ctx: &CheckContext,
+    name: &str,
+    what: &str,
+    cluster: &ClusterSettings,
+    bases: &[String],
+    paths: &[String],
+    absorb: impl Fn(&mut T, &str) -> Result<(), super::ReadError>,
+    ha: impl Fn(&T) -> Option<&str>,
+    logs: &mut Vec<ExecLog>,
+) -> Result<(String, T), String> {
+    let mut errors = Vec::new();
+    for base in bases {
+        match poll(ctx, name, &cluster.name, base, paths, &absorb, logs).await {
+            Ok(s) if ha(&s).is_none_or(|h| h.eq_ignore_ascii_case("active")) => {
+                return Ok((base.clone(), s));
+            }
+            Ok(s) => errors.push(format!("{base}: {}", ha(&s).unwrap_or("not active"))),
+            Err(e) => errors.push(e),
+        }
+    }
+    Err(if bases.is_empty() {
+        format!("no {what} configured")
+    } else {
+        format!("no active {what} answered: {}", errors.join("; "))
+    })
+}
+
+/// Poll the NameNodes and keep the first active one: its address and status.
 pub async fn poll_namenode(
     ctx: &CheckContext,
     cluster: &ClusterSettings,
@@ -187,76 +218,40 @@ pub async fn poll_namenode(
         .iter()
         .map(|b| format!("/jmx?qry={b}"))
         .collect();
-    let mut errors = Vec::new();
-    for base in &cluster.namenodes {
-        match poll(
-            ctx,
-            "namenode",
-            &cluster.name,
-            base,
-            &paths,
-            NameNodeStatus::absorb,
-            logs,
-        )
-        .await
-        {
-            Ok(nn) if nn.ha_state.as_deref().is_none_or(|s| s == "active") => {
-                return Ok((base.clone(), nn));
-            }
-            Ok(nn) => errors.push(format!(
-                "{base}: {}",
-                nn.ha_state.as_deref().unwrap_or("not active")
-            )),
-            Err(e) => errors.push(e),
-        }
-    }
-    Err(if cluster.namenodes.is_empty() {
-        "no NameNode configured".into()
-    } else {
-        format!("no active NameNode answered: {}", errors.join("; "))
-    })
+    poll_active(
+        ctx,
+        "namenode",
+        "NameNode",
+        cluster,
+        &cluster.namenodes,
+        &paths,
+        NameNodeStatus::absorb,
+        |nn: &NameNodeStatus| nn.ha_state.as_deref(),
+        logs,
+    )
+    .await
 }
 
-/// Poll the ResourceManagers in order and keep the first active one.
+/// Poll the ResourceManagers and keep the first active one.
 pub async fn poll_resourcemanager(
     ctx: &CheckContext,
     cluster: &ClusterSettings,
     logs: &mut Vec<ExecLog>,
 ) -> Result<RmStatus, String> {
-    let paths: Vec<String> = resourcemanager::paths(cluster.hadoop_version).to_vec();
-    let mut errors = Vec::new();
-    for base in &cluster.resourcemanagers {
-        match poll(
-            ctx,
-            "resourcemanager",
-            &cluster.name,
-            base,
-            &paths,
-            RmStatus::absorb,
-            logs,
-        )
-        .await
-        {
-            Ok(rm)
-                if rm
-                    .ha_state
-                    .as_deref()
-                    .is_none_or(|s| s.eq_ignore_ascii_case("active")) =>
-            {
-                return Ok(rm);
-            }
-            Ok(rm) => errors.push(format!(
-                "{base}: {}",
-                rm.ha_state.as_deref().unwrap_or("not active")
-            )),
-            Err(e) => errors.push(e),
-        }
-    }
-    Err(if cluster.resourcemanagers.is_empty() {
-        "no ResourceManager configured".into()
-    } else {
-        format!("no active ResourceManager answered: {}", errors.join("; "))
-    })
+    let paths = resourcemanager::paths(cluster.hadoop_version);
+    poll_active(
+        ctx,
+        "resourcemanager",
+        "ResourceManager",
+        cluster,
+        &cluster.resourcemanagers,
+        &paths,
+        RmStatus::absorb,
+        |rm: &RmStatus| rm.ha_state.as_deref(),
+        logs,
+    )
+    .await
+    .map(|(_, rm)| rm)
 }
 
 /// Poll one Flume agent's JSON monitoring.

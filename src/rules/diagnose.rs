@@ -325,7 +325,11 @@ impl Diagnosis {
     ) {
         let mut out = Vec::new();
         while let Some((records, lines, buffer)) = pending.remove(want) {
-            spare.push(buffer);
+            // The streaming path's read buffers come back for reuse (the positional path's
+            // workers keep their own: nothing to keep).
+            if buffer.capacity() > 0 {
+                spare.push(buffer);
+            }
             let base = self.next_seq;
             for (mut r, matched) in records {
                 r.id += base;
