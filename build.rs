@@ -33,6 +33,10 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
+            // Drafts (rules/drafts/) are for review: loaded from disk, never built in.
+            if p.parent() == Some(root) && p.file_name().is_some_and(|n| n == "drafts") {
+                continue;
+            }
             collect(root, &p, out);
             println!("cargo:rerun-if-changed={}", p.display());
         } else if p.extension().is_some_and(|x| x == "toml") {

@@ -14,10 +14,13 @@ use crate::rules::diagnose::Diagnosis;
 use crate::rules::engine::Finding;
 use crate::rules::{RuleSet, RuleSource, cases, eval};
 
-/// `--rules DIR`, else the configuration's `rules.dir`, else the built-in pack.
+/// `--rules DIR`, else the configuration's `rules.dir`, else the built-in pack; plus the
+/// drafts of `rules.drafts_dir` (confirmed LLM diagnoses).
 pub fn rule_source(cli: Option<&Path>, settings: &Settings) -> RuleSource {
     match cli {
-        Some(d) => RuleSource::Dir(d.to_path_buf()),
+        Some(d) => {
+            RuleSource::with_drafts(RuleSource::Dir(d.to_path_buf()), &settings.rules.drafts_dir)
+        }
         None => settings.rules.source(),
     }
 }

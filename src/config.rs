@@ -31,6 +31,8 @@ pub struct Settings {
     pub clusters: Vec<crate::cluster::settings::ClusterSettings>,
     pub scheduler: crate::cluster::settings::SchedulerSettings,
     pub snapshot_faults: crate::cluster::snapshot::Thresholds,
+    /// The OpenAI-compatible LLM unknown faults are escalated to (none by default).
+    pub llm: crate::llm::settings::LlmSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -41,6 +43,10 @@ pub struct RulesSettings {
     pub dir: String,
     /// Report records that no rule explains and that look like failures as `unknown`.
     pub unknown_findings: bool,
+    /// Where confirming an LLM diagnosis writes its draft rule (loaded with the rules, as
+    /// `drafts/<id>.toml`) and the draft's case file; empty = drafts are not loaded.
+    pub drafts_dir: String,
+    pub draft_cases_dir: String,
 }
 
 impl Default for RulesSettings {
@@ -48,17 +54,20 @@ impl Default for RulesSettings {
         RulesSettings {
             dir: String::new(),
             unknown_findings: true,
+            drafts_dir: "rules/drafts".into(),
+            draft_cases_dir: "tests/rules/drafts".into(),
         }
     }
 }
 
 impl RulesSettings {
     pub fn source(&self) -> crate::rules::RuleSource {
-        if self.dir.trim().is_empty() {
+        let base = if self.dir.trim().is_empty() {
             crate::rules::RuleSource::Embedded
         } else {
             crate::rules::RuleSource::Dir(PathBuf::from(self.dir.trim()))
-        }
+        };
+        crate::rules::RuleSource::with_drafts(base, &self.drafts_dir)
     }
 }
 
@@ -468,6 +477,9 @@ impl Settings {
             &self.scheduler,
             &self.snapshot_faults,
         ) {
+            return e(&key, reason);
+        }
+        if let Err((key, reason)) = self.llm.validate() {
             return e(&key, reason);
         }
         Ok(())

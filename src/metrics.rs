@@ -63,6 +63,27 @@ pub struct Metrics {
     pub check_runs: IntCounterVec,
     /// Scheduled runs skipped because the previous run of the same check was still going.
     pub check_overlaps: IntCounterVec,
+    /// LLM HTTP calls by outcome (`ok`, `invalid_answer`, `rate_limited`, `timeout`,
+    /// `unreachable`, `error`).
+    pub llm_requests: IntCounterVec,
+    /// Latency of one LLM call (all its retries).
+    pub llm_request_seconds: Histogram,
+    /// Retries of LLM HTTP attempts (429, 5xx, timeouts, connection errors).
+    pub llm_retries: IntCounter,
+    /// Tokens reported by the server, by direction (`in` = prompt, `out` = answer).
+    pub llm_tokens: IntCounterVec,
+    /// Estimated cost of the LLM calls, in millionths of the configured currency unit.
+    pub llm_cost_micros: IntCounter,
+    /// Escalation cache lookups by result (`hit`, `miss`).
+    pub llm_cache: IntCounterVec,
+    /// What is left of the hourly budget (`requests`, `tokens`).
+    pub llm_budget_remaining: IntGaugeVec,
+    /// Escalations the budget did not allow, by action (`queued`, `skipped`).
+    pub llm_budget_exhausted: IntCounterVec,
+    /// Escalation results by outcome (`diagnosed`, `unverified`, `failed`).
+    pub llm_escalations: IntCounterVec,
+    /// Answers stored as `unverified` (no valid JSON or no valid evidence after the repair).
+    pub llm_unverified: IntCounter,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -110,6 +131,28 @@ impl Metrics {
         )
         .expect("valid metric definition");
         r.register(Box::new(db_write_seconds.clone()))
+            .expect("metric registered once");
+        let llm_request_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "llm_request_seconds",
+                "Latency of one LLM call, retries included.",
+            )
+            .buckets(vec![
+                0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0,
+            ]),
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(llm_request_seconds.clone()))
+            .expect("metric registered once");
+        let llm_budget_remaining = IntGaugeVec::new(
+            Opts::new(
+                "llm_budget_remaining",
+                "What is left of the hourly LLM budget (requests, tokens).",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(llm_budget_remaining.clone()))
             .expect("metric registered once");
         let rules_seconds = Histogram::with_opts(
             HistogramOpts::new(
@@ -258,6 +301,53 @@ impl Metrics {
                 "health_check_overlaps_total",
                 "Scheduled runs skipped because the previous run of the check was still going.",
                 &["check"],
+            ),
+            llm_requests: counter_vec(
+                &r,
+                "llm_requests_total",
+                "LLM calls by outcome.",
+                &["outcome"],
+            ),
+            llm_request_seconds,
+            llm_retries: counter(
+                &r,
+                "llm_retries_total",
+                "Retried LLM HTTP attempts (429, 5xx, timeouts, connection errors).",
+            ),
+            llm_tokens: counter_vec(
+                &r,
+                "llm_tokens_total",
+                "Tokens the LLM server reported, by direction (in = prompt, out = answer).",
+                &["direction"],
+            ),
+            llm_cost_micros: counter(
+                &r,
+                "llm_cost_estimated_micros_total",
+                "Estimated LLM cost in millionths of the configured price unit.",
+            ),
+            llm_cache: counter_vec(
+                &r,
+                "llm_cache_lookups_total",
+                "LLM answer cache lookups by result (hit, miss).",
+                &["result"],
+            ),
+            llm_budget_remaining,
+            llm_budget_exhausted: counter_vec(
+                &r,
+                "llm_budget_exhausted_total",
+                "Escalations the hourly budget did not allow, by action (queued, skipped).",
+                &["action"],
+            ),
+            llm_escalations: counter_vec(
+                &r,
+                "llm_escalations_total",
+                "Escalation results by outcome (diagnosed, unverified, failed).",
+                &["outcome"],
+            ),
+            llm_unverified: counter(
+                &r,
+                "llm_unverified_answers_total",
+                "LLM answers stored as unverified (no valid JSON or evidence after the repair).",
             ),
             registry: r,
         }

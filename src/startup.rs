@@ -7,7 +7,7 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix::Actor as _;
+use actix::{Actor as _, Supervisor};
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -15,10 +15,14 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 
 use crate::actors::Pipeline;
+use crate::actors::escalation::EscalationActor;
 use crate::actors::parse::ParseConfig;
 use crate::actors::pipeline::PipelineConfig;
 use crate::api::{self, AppState};
 use crate::config::Settings;
+use crate::llm::client::LlmClient;
+use crate::llm::escalator::{Escalator, EscalatorParts};
+use crate::llm::prompt::Prompts;
 use crate::metrics::Metrics;
 use crate::parse::JoinerConfig;
 use crate::rules::RulesHandle;
@@ -113,6 +117,25 @@ impl Application {
                 views.entry(c.name.clone()).or_default().latest = row.snapshot;
             }
         }
+        let snapshots: Arc<dyn crate::rules::engine::SnapshotLookup> = Arc::new(
+            crate::cluster::runner::ViewsLookup(scheduler_shared.views.clone()),
+        );
+        let escalator = Arc::new(build_escalator(
+            &settings,
+            &store,
+            &metrics,
+            &rules,
+            snapshots.clone(),
+        )?);
+        let escalation = escalator.configured().then(|| {
+            let (e, m) = (escalator.clone(), metrics.clone());
+            let interval = Duration::from_secs(settings.llm.sweep_interval_secs);
+            Supervisor::start(move |ctx: &mut actix::Context<EscalationActor>| {
+                ctx.set_mailbox_capacity(4);
+                EscalationActor::new(e.clone(), m.clone(), interval)
+            })
+            .recipient()
+        });
         let pipeline = Pipeline::start(
             PipelineConfig {
                 parse: ParseConfig {
@@ -137,9 +160,8 @@ impl Application {
                 retention_interval: Duration::from_secs(settings.database.retention_interval_secs),
                 rules: rules.clone(),
                 unknown_findings: settings.rules.unknown_findings,
-                snapshots: Some(Arc::new(crate::cluster::runner::ViewsLookup(
-                    scheduler_shared.views.clone(),
-                ))),
+                snapshots: Some(snapshots),
+                escalation,
             },
             writer,
             store.clone(),
@@ -160,6 +182,7 @@ impl Application {
             rules,
             scheduler,
             scheduler_shared,
+            escalator,
         };
         let listener = TcpListener::bind(settings.listen_addr())
             .with_context(|| format!("binding {}", settings.server.listen))?;
@@ -205,4 +228,46 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// The LLM escalation service: prompts checked at start (a bad template stops the start with
+/// its file and reason); without `[llm] base_url` it only answers "not configured".
+fn build_escalator(
+    settings: &Settings,
+    store: &Store,
+    metrics: &Arc<Metrics>,
+    rules: &Arc<RulesHandle>,
+    snapshots: Arc<dyn crate::rules::engine::SnapshotLookup>,
+) -> anyhow::Result<Escalator> {
+    let llm = &settings.llm;
+    let prompts = Prompts::load(llm.prompts_dir().as_deref(), llm.language)
+        .context("loading the LLM prompts")?;
+    let client = if llm.enabled() {
+        let key = llm
+            .api_key(|name| std::env::var(name).ok())
+            .map_err(|e| anyhow::anyhow!("llm.api_key_file: {e}"))?;
+        let client = LlmClient::new(llm, key, Some(metrics.llm_retries.clone()))
+            .map_err(|e| anyhow::anyhow!("llm: {e}"))?;
+        tracing::info!(base_url = %llm.base_url, model = %llm.model, prompts = prompts.version(), "LLM escalation enabled");
+        Some(client)
+    } else {
+        tracing::info!("no LLM configured ([llm] base_url): unknown faults stay pending");
+        None
+    };
+    let known_hosts = settings
+        .clusters
+        .iter()
+        .flat_map(|c| c.host_names())
+        .collect();
+    Ok(Escalator::new(EscalatorParts {
+        store: store.clone(),
+        metrics: metrics.clone(),
+        settings: llm.clone(),
+        client,
+        prompts,
+        rules: rules.clone(),
+        snapshots: Some(snapshots),
+        thresholds: settings.snapshot_faults.clone(),
+        known_hosts,
+    }))
 }

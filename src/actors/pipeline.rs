@@ -68,6 +68,8 @@ pub struct PipelineConfig {
     pub unknown_findings: bool,
     /// Each cluster's latest snapshot, for the rules' `[[snapshot_cause]]`.
     pub snapshots: Option<Arc<dyn crate::rules::engine::SnapshotLookup>>,
+    /// Woken when unknown findings are stored (none without an LLM).
+    pub escalation: Option<Recipient<super::escalation::Wake>>,
 }
 
 /// Addresses of the running stages.
@@ -113,9 +115,10 @@ impl Pipeline {
         let record = {
             let (store, wal, metrics, health) =
                 (store.clone(), wal.clone(), metrics.clone(), health.clone());
+            let escalation = cfg.escalation.clone();
             Supervisor::start(move |ctx: &mut Context<RecordActor>| {
                 ctx.set_mailbox_capacity(cap);
-                RecordActor::new(store, wal, metrics, health)
+                RecordActor::new(store, wal, metrics, health, escalation.clone())
             })
         };
         let rules = {

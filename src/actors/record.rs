@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use actix::prelude::*;
 
+use super::escalation::Wake;
 use super::messages::{Records, StageError};
 use super::pipeline::PipelineHealth;
 use crate::metrics::Metrics;
@@ -18,6 +19,8 @@ pub struct RecordActor {
     wal: Arc<WalShared>,
     metrics: Arc<Metrics>,
     health: Arc<PipelineHealth>,
+    /// Woken (never waited for) when a batch stored unknown findings.
+    escalation: Option<Recipient<Wake>>,
 }
 
 impl RecordActor {
@@ -26,12 +29,14 @@ impl RecordActor {
         wal: Arc<WalShared>,
         metrics: Arc<Metrics>,
         health: Arc<PipelineHealth>,
+        escalation: Option<Recipient<Wake>>,
     ) -> Self {
         RecordActor {
             store,
             wal,
             metrics,
             health,
+            escalation,
         }
     }
 }
@@ -86,6 +91,15 @@ impl Handler<Records> for RecordActor {
                     this.metrics.lines_stored.inc_by(lines);
                     this.wal.commit(msg.checkpoint, &msg.marks);
                     this.health.record_ok();
+                    if let Some(esc) = &this.escalation
+                        && msg
+                            .findings
+                            .iter()
+                            .any(|f| f.source == crate::rules::FindingSource::Unknown)
+                    {
+                        // A full mailbox means a sweep is due anyway; the timer covers a miss.
+                        let _ = esc.try_send(Wake);
+                    }
                     Ok(())
                 }
                 Err(e) => {

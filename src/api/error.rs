@@ -35,6 +35,19 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Unavailable(String),
+    /// The request is well-formed but cannot be carried out as asked (422).
+    #[error("{0}")]
+    Unprocessable(String),
+    /// The LLM part of a request could not run: no LLM configured (503), the hourly budget
+    /// spent (429), the provider rate limiting (503) or failing (502). `partial` is what was
+    /// done before (the rule findings), returned in the body.
+    #[error("{reason}")]
+    Llm {
+        kind: LlmFailure,
+        reason: String,
+        retry_after_secs: Option<u64>,
+        partial: Option<serde_json::Value>,
+    },
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -54,6 +67,14 @@ impl ResponseError for ApiError {
             ApiError::Overloaded { .. } | ApiError::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Llm { kind, .. } => match kind {
+                LlmFailure::BudgetExhausted => StatusCode::TOO_MANY_REQUESTS,
+                LlmFailure::NotConfigured | LlmFailure::RateLimited => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                LlmFailure::Failed => StatusCode::BAD_GATEWAY,
+            },
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -76,6 +97,72 @@ impl ResponseError for ApiError {
         if let ApiError::InvalidRules(e) = self {
             body["errors"] = json!(e.errors);
         }
+        if let ApiError::Llm {
+            kind,
+            retry_after_secs,
+            partial,
+            ..
+        } = self
+        {
+            body["code"] = json!(kind.code());
+            if let Some(secs) = retry_after_secs {
+                resp.insert_header((RETRY_AFTER, secs.to_string()));
+                body["retry_after_secs"] = json!(secs);
+            }
+            if let Some(serde_json::Value::Object(extra)) = partial {
+                for (k, v) in extra {
+                    body[k] = v.clone();
+                }
+            }
+        }
         resp.body(body.to_string())
+    }
+}
+
+/// Why the LLM part of a request did not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LlmFailure {
+    NotConfigured,
+    BudgetExhausted,
+    RateLimited,
+    Failed,
+}
+
+impl LlmFailure {
+    pub fn code(self) -> &'static str {
+        match self {
+            LlmFailure::NotConfigured => "llm_not_configured",
+            LlmFailure::BudgetExhausted => "llm_budget_exhausted",
+            LlmFailure::RateLimited => "llm_rate_limited",
+            LlmFailure::Failed => "llm_failed",
+        }
+    }
+}
+
+impl ApiError {
+    /// An escalation that did not run, with what was done before it (`partial`).
+    pub fn from_escalation(
+        e: crate::llm::escalator::EscalateError,
+        partial: Option<serde_json::Value>,
+    ) -> ApiError {
+        use crate::llm::escalator::EscalateError as E;
+        let secs_until =
+            |ms: i64| Some(u64::try_from((ms - crate::now_ms()) / 1000 + 1).unwrap_or(1));
+        let (kind, retry_after_secs) = match &e {
+            E::NotConfigured => (LlmFailure::NotConfigured, None),
+            E::Budget { retry_at_ms, .. } => {
+                (LlmFailure::BudgetExhausted, secs_until(*retry_at_ms))
+            }
+            E::Cooldown { until_ms } => (LlmFailure::RateLimited, secs_until(*until_ms)),
+            E::Llm(crate::llm::client::LlmError::RateLimited(_)) => (LlmFailure::RateLimited, None),
+            E::Llm(_) | E::Prompt(_) => (LlmFailure::Failed, None),
+            E::Store(_) => return ApiError::Internal(anyhow::Error::new(e)),
+        };
+        ApiError::Llm {
+            kind,
+            reason: e.to_string(),
+            retry_after_secs,
+            partial,
+        }
     }
 }

@@ -47,6 +47,9 @@ pub struct FaultOut {
     pub resolved_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// The LLM escalation of an unknown fault (absent for rule and health-check faults).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub llm: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_ids: Option<Vec<i64>>,
 }
@@ -76,9 +79,35 @@ impl From<FaultRow> for FaultOut {
             resolved_at: r.resolved_at.map(rfc3339_ms),
             created_at: rfc3339_ms(r.created_at),
             updated_at: rfc3339_ms(r.updated_at),
+            llm: llm_out(
+                r.template_key,
+                r.llm_status,
+                r.llm_model,
+                r.llm_confidence,
+                r.llm_answer,
+            ),
             log_ids: None,
         }
     }
+}
+
+/// `status` is `pending` until the escalation ran; `answer` is the structured diagnosis with
+/// the fault's own values restored.
+fn llm_out(
+    template_key: Option<String>,
+    status: Option<String>,
+    model: Option<String>,
+    confidence: Option<f64>,
+    answer: Option<String>,
+) -> Option<serde_json::Value> {
+    let template_key = template_key?;
+    Some(serde_json::json!({
+        "template_key": template_key,
+        "status": status.unwrap_or_else(|| "pending".into()),
+        "model": model,
+        "confidence": confidence,
+        "answer": answer.and_then(|a| serde_json::from_str::<serde_json::Value>(&a).ok()),
+    }))
 }
 
 #[derive(Debug, Serialize)]

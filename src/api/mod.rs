@@ -6,6 +6,7 @@ pub mod error;
 pub mod faults;
 pub mod health;
 pub mod ingest;
+pub mod llm;
 pub mod logs;
 mod params;
 
@@ -30,6 +31,7 @@ pub struct AppState {
     pub rules: Arc<crate::rules::RulesHandle>,
     pub scheduler: actix::Addr<crate::actors::scheduler::SchedulerActor>,
     pub scheduler_shared: crate::actors::scheduler::SchedulerShared,
+    pub escalator: Arc<crate::llm::escalator::Escalator>,
 }
 
 async fn method_not_allowed() -> HttpResponse {
@@ -52,6 +54,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/faults/{id}").route(web::get().to(faults::get)))
         .service(resource("/api/faults/{id}/ack").route(web::post().to(faults::ack)))
         .service(resource("/api/faults/{id}/resolve").route(web::post().to(faults::resolve)))
+        .service(resource("/api/faults/{id}/confirm").route(web::post().to(llm::confirm)))
+        .service(resource("/api/llm").route(web::get().to(llm::status)))
+        .service(resource("/api/llm/diagnose").route(web::post().to(llm::diagnose)))
         .service(resource("/api/rules").route(web::get().to(faults::list_rules)))
         .service(resource("/api/rules/reload").route(web::post().to(faults::reload_rules)))
         .service(resource("/api/health-checks").route(web::get().to(cluster::list)))

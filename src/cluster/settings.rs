@@ -82,6 +82,28 @@ pub struct ProbeTarget {
 }
 
 impl ClusterSettings {
+    /// Every host name or address the cluster's configuration names (masked before an LLM
+    /// prompt leaves the engine).
+    pub fn host_names(&self) -> Vec<String> {
+        let url_host = |u: &str| {
+            reqwest::Url::parse(u)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+        };
+        let mut out: Vec<String> = self
+            .namenodes
+            .iter()
+            .chain(&self.resourcemanagers)
+            .filter_map(|u| url_host(u))
+            .chain(self.flume_agents.iter().filter_map(|a| url_host(&a.url)))
+            .chain(self.workers.iter().cloned())
+            .chain(self.ports.iter().map(|p| p.host.clone()))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// The ports probed: the configured list, else the defaults of the Hadoop version on the
     /// NameNode, ResourceManager and worker hosts (SSH on every host).
     pub fn probe_targets(&self) -> Vec<ProbeTarget> {

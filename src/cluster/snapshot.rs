@@ -519,6 +519,34 @@ impl ClusterSnapshot {
         }
     }
 
+    /// A short text of the snapshot for an LLM prompt: health, the faults it shows, its
+    /// values and the parts that could not be read (at most `max_lines` lines).
+    pub fn summary(&self, t: &Thresholds, max_lines: usize) -> String {
+        let mut lines = vec![format!(
+            "health: {} (taken {})",
+            self.health(t).as_str(),
+            chrono::DateTime::from_timestamp_millis(self.taken_ms)
+                .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default()
+        )];
+        for f in self.faults(&[], t) {
+            lines.push(format!(
+                "fault: {} ({}) {}",
+                f.fault_type, f.entity, f.title
+            ));
+        }
+        for (k, v) in self.metrics() {
+            if !v.is_empty() {
+                lines.push(format!("{k} = {v}"));
+            }
+        }
+        for e in &self.errors {
+            lines.push(format!("unreadable: {} ({})", e.source, e.message));
+        }
+        lines.truncate(max_lines);
+        lines.join("\n")
+    }
+
     /// The values compared between snapshots, by name.
     pub fn metrics(&self) -> BTreeMap<String, String> {
         let mut m = BTreeMap::new();

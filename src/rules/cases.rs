@@ -73,7 +73,7 @@ pub fn run_all(set: &Arc<RuleSet>, cases_dir: &Path) -> Vec<RuleCaseReport> {
                     file.rule, rule.id
                 ));
             }
-            let positive = positive_label(rule.kind, &rule.id);
+            let positive = positive_label(rule.kind, &rule.class);
             for case in &file.cases {
                 report.cases += 1;
                 if case.expect == positive {

@@ -333,6 +333,8 @@ pub struct Signal {
 #[derive(Debug)]
 pub struct Rule {
     pub id: String,
+    /// The fault class of its findings: `class` of the file, else the id.
+    pub class: String,
     pub file: String,
     pub kind: RuleKind,
     pub title: String,
@@ -844,6 +846,24 @@ fn compile_rule(file: &str, spec: RuleSpec) -> Result<Rule, Vec<RuleError>> {
             format!("{:?} must equal the file name ({stem}.toml)", spec.id),
         );
     }
+    if let Some(c) = &spec.class {
+        let class_ok = !c.is_empty()
+            && c.len() <= 64
+            && c.starts_with(|ch: char| ch.is_ascii_lowercase())
+            && c.chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+            && c != "unknown"
+            && c != "none";
+        if !class_ok {
+            err(
+                "class",
+                format!("{c:?} must be a class id: lowercase letters, digits and '_'"),
+            );
+        }
+        if spec.kind != RuleKind::Fault {
+            err("class", "only fault rules report a class".into());
+        }
+    }
     if spec.title.trim().is_empty() {
         err("title", "must not be empty".into());
     }
@@ -1041,6 +1061,7 @@ fn compile_rule(file: &str, spec: RuleSpec) -> Result<Rule, Vec<RuleError>> {
         return Err(errors);
     }
     Ok(Rule {
+        class: spec.class.unwrap_or_else(|| spec.id.clone()),
         id: spec.id,
         file: file.to_string(),
         kind: spec.kind,

@@ -74,7 +74,15 @@ impl Diagnosis {
 
     /// Feed the lines of one stream (a file: its lines carry their host, or none).
     pub fn feed_stream<'a>(&mut self, file: &str, lines: impl IntoIterator<Item = &'a str>) {
-        let stream = offline_stream(file);
+        self.feed_lines(offline_stream(file), lines);
+    }
+
+    /// Feed the lines of one stream named by its key (cluster, host, service, file).
+    pub fn feed_lines<'a>(
+        &mut self,
+        stream: Arc<StreamKey>,
+        lines: impl IntoIterator<Item = &'a str>,
+    ) {
         let now = Instant::now();
         for line in lines {
             let seq = self.next_seq;

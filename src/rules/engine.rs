@@ -851,7 +851,7 @@ fn rule_finding(
     let fault_type = if escalate {
         "unknown".to_string()
     } else {
-        rule.id.clone()
+        rule.class.clone()
     };
     let (host, entity) = (id.host, id.entity().to_string());
     let fingerprint = id.fingerprint;
@@ -879,7 +879,15 @@ fn rule_finding(
         diagnosis,
         remediation,
         references: rule.references.clone(),
-        captures: caps.iter().cloned().collect(),
+        captures: {
+            let mut c: BTreeMap<String, String> = caps.iter().cloned().collect();
+            if escalate {
+                // The escalation groups an escalated fault's instances by message template.
+                c.entry("template".into())
+                    .or_insert_with(|| message_template(&rec.message));
+            }
+            c
+        },
         evidence,
         first_ms,
         last_ms: rec.event_ms,
@@ -934,7 +942,7 @@ pub fn message_template(message: &str) -> String {
     out
 }
 
-fn short_hash(s: &str) -> String {
+pub(crate) fn short_hash(s: &str) -> String {
     // FNV-1a 64: stable across processes and releases (fingerprints are stored).
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in s.bytes() {
@@ -989,6 +997,27 @@ fn unknown_finding(rec: &LogRecord) -> Finding {
         occurrences: 1,
         trigger_log_id: rec.id,
     }
+}
+
+impl Finding {
+    /// The escalation group of an unknown finding (generic or of an escalate rule): its rule
+    /// and its message template. `None` for rule findings and for merged repeats.
+    pub fn template_key(&self) -> Option<String> {
+        if self.source != FindingSource::Unknown {
+            return None;
+        }
+        let template = self.captures.get("template")?;
+        Some(template_key(self.rule_id.as_deref(), template))
+    }
+}
+
+/// The stored key of an escalation group (32 hex digits, stable across releases).
+pub fn template_key(rule_id: Option<&str>, template: &str) -> String {
+    format!(
+        "{}{}",
+        short_hash(rule_id.unwrap_or("")),
+        short_hash(template)
+    )
 }
 
 /// Merge `f` (a later occurrence) into `into` (same fingerprint).

@@ -10,6 +10,7 @@ mod ascii;
 pub mod cases;
 pub mod compile;
 pub mod diagnose;
+pub mod draft;
 pub mod engine;
 pub mod eval;
 pub mod fxhash;
@@ -34,6 +35,26 @@ pub enum RuleSource {
     Embedded,
     /// A directory of `<area>/<id>.toml` files, read at load and on every reload.
     Dir(PathBuf),
+    /// A source plus the draft rules written from confirmed LLM diagnoses (a directory of
+    /// `<id>.toml`, loaded as `drafts/<id>.toml`; absent = none yet). Drafts inside a `Dir`
+    /// source are part of it already.
+    WithDrafts(Box<RuleSource>, PathBuf),
+}
+
+impl RuleSource {
+    /// `source` with the drafts of `drafts_dir` (none when empty).
+    pub fn with_drafts(source: RuleSource, drafts_dir: &str) -> RuleSource {
+        if drafts_dir.trim().is_empty() {
+            source
+        } else {
+            RuleSource::WithDrafts(Box::new(source), PathBuf::from(drafts_dir.trim()))
+        }
+    }
+
+    /// The built-in pack cannot change while running.
+    fn is_static(&self) -> bool {
+        matches!(self, RuleSource::Embedded)
+    }
 }
 
 impl std::fmt::Display for RuleSource {
@@ -41,6 +62,7 @@ impl std::fmt::Display for RuleSource {
         match self {
             RuleSource::Embedded => f.write_str("built-in rule pack"),
             RuleSource::Dir(d) => write!(f, "{}", d.display()),
+            RuleSource::WithDrafts(inner, d) => write!(f, "{inner} + drafts in {}", d.display()),
         }
     }
 }
@@ -69,6 +91,31 @@ pub fn rule_files(source: &RuleSource) -> Result<Vec<(String, String)>, RuleSetE
                 });
             }
             out.sort();
+            Ok(out)
+        }
+        RuleSource::WithDrafts(inner, drafts) => {
+            let mut out = rule_files(inner)?;
+            let inside = match inner.as_ref() {
+                RuleSource::Dir(d) => match (d.canonicalize(), drafts.canonicalize()) {
+                    (Ok(a), Ok(b)) => b.starts_with(a),
+                    _ => false,
+                },
+                _ => false,
+            };
+            if drafts.is_dir() && !inside {
+                let mut extra = Vec::new();
+                let mut errors = Vec::new();
+                collect_toml(drafts, drafts, &mut extra, &mut errors);
+                if !errors.is_empty() {
+                    return Err(RuleSetError { errors });
+                }
+                out.extend(
+                    extra
+                        .into_iter()
+                        .map(|(rel, text)| (format!("drafts/{rel}"), text)),
+                );
+                out.sort();
+            }
             Ok(out)
         }
     }
@@ -171,7 +218,7 @@ impl RulesHandle {
     /// The built-in pack cannot change while running: reloading it keeps the live set (and
     /// the correlation state that goes with it).
     pub fn reload(&self) -> Result<ReloadSummary, RuleSetError> {
-        if self.source == RuleSource::Embedded {
+        if self.source.is_static() {
             return Ok(self.summary());
         }
         let set = load_checked(&self.source)?;

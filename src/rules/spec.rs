@@ -23,6 +23,10 @@ pub struct RuleSpec {
     pub id: String,
     #[serde(default)]
     pub kind: RuleKind,
+    /// The fault class its findings report (`fault_type`) when it differs from `id`: a draft
+    /// rule for an existing class (`rules/drafts/`), or a second rule of one class.
+    #[serde(default)]
+    pub class: Option<String>,
     pub title: String,
     #[serde(default)]
     pub severity: Option<String>,

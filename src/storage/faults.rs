@@ -138,7 +138,8 @@ macro_rules! upsert_finding {
                      last_seen = CASE WHEN last_seen > ? THEN last_seen ELSE ? END, \
                      first_seen = CASE WHEN first_seen < ? THEN first_seen ELSE ? END, \
                      last_log_id = CASE WHEN last_log_id > ? THEN last_log_id ELSE ? END, \
-                     evidence = ?, root_cause = ?, updated_at = ? \
+                     evidence = ?, root_cause = CASE WHEN source = 'llm' THEN root_cause ELSE ? END, \
+                     updated_at = ? \
                      WHERE id = ? AND open_fingerprint IS NOT NULL",
                 )
                 .bind(f.occurrences as i64)
@@ -163,8 +164,9 @@ macro_rules! upsert_finding {
             let res = sqlx::query(
                 "INSERT INTO fault_records (fingerprint, open_fingerprint, fault_type, severity, \
                  status, source, cluster, host, service, title, root_cause, remediation, evidence, \
-                 occurrences, first_seen, last_seen, created_at, updated_at, last_log_id) \
-                 VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 occurrences, first_seen, last_seen, created_at, updated_at, last_log_id, \
+                 template_key) \
+                 VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&fp)
             .bind(&fp)
@@ -184,6 +186,7 @@ macro_rules! upsert_finding {
             .bind(now)
             .bind(now)
             .bind(trigger)
+            .bind(f.template_key())
             .execute($conn)
             .await?;
             fault_id = Some(res.last_insert_id_i64());
@@ -262,11 +265,17 @@ pub struct FaultRow {
     pub resolved_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    pub template_key: Option<String>,
+    pub llm_status: Option<String>,
+    pub llm_model: Option<String>,
+    pub llm_confidence: Option<f64>,
+    pub llm_answer: Option<String>,
 }
 
-const FAULT_COLUMNS: &str = "id, fingerprint, fault_type, severity, status, source, cluster, \
+pub(crate) const FAULT_COLUMNS: &str = "id, fingerprint, fault_type, severity, status, source, cluster, \
     host, service, title, root_cause, remediation, evidence, occurrences, first_seen, last_seen, \
-    acknowledged_at, acknowledged_by, resolved_at, created_at, updated_at";
+    acknowledged_at, acknowledged_by, resolved_at, created_at, updated_at, template_key, \
+    llm_status, llm_model, llm_confidence, llm_answer";
 
 /// Outcome of acknowledging / resolving a fault.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -90,6 +90,8 @@ macro_rules! with_pool {
 mod faults;
 use faults::LastInsertId as _;
 pub use faults::{FaultQuery, FaultRow, FaultStatusChange};
+mod llm;
+pub use llm::{CacheEntry, CachedAnswer, LlmUpdate};
 mod status;
 pub use status::{ExecLog, ExecLogRow, ExecQuery, SnapshotFaultOutcome, SnapshotRow};
 
