@@ -3,26 +3,12 @@
 
 use faultline::llm::mask::Masker;
 
-#[derive(serde::Deserialize)]
-struct Corpus {
-    case: Vec<Case>,
-}
-
-#[derive(serde::Deserialize)]
-struct Case {
-    line: String,
-    secrets: Vec<String>,
-    #[serde(default)]
-    known_hosts: Vec<String>,
-}
+#[path = "support/masking_corpus.rs"]
+mod masking_corpus;
 
 #[test]
 fn no_sensitive_value_survives_masking() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/masking/corpus.toml"
-    );
-    let corpus: Corpus = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let corpus = masking_corpus::load();
     assert!(corpus.case.len() >= 20);
     let mut leaks = Vec::new();
     for c in &corpus.case {

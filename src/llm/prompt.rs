@@ -90,19 +90,37 @@ pub struct DiagnosisVars {
 }
 
 impl DiagnosisVars {
-    /// Numbered excerpt lines. A line cannot close the quoted block (`LOG>>>` is defused).
+    /// Numbered excerpt lines. A line cannot close the quoted block (see [`defuse`]).
     pub fn excerpt_of(lines: &[String]) -> Vec<ExcerptLine> {
         lines
             .iter()
             .enumerate()
             .map(|(index, l)| ExcerptLine {
                 index,
-                text: l
-                    .replace("LOG>>>", "LOG> > >")
-                    .replace("<<<LOG", "< < <LOG"),
+                text: defuse(l),
             })
             .collect()
     }
+
+    /// The variables with every log- or request-derived value defused.
+    pub fn defused(mut self) -> DiagnosisVars {
+        for v in [
+            &mut self.cluster,
+            &mut self.host,
+            &mut self.service,
+            &mut self.template,
+        ] {
+            *v = defuse(v);
+        }
+        self
+    }
+}
+
+/// Log-derived text made unable to open or close the prompt's quoted block (`<<<LOG` /
+/// `LOG>>>`); every value taken from logs or requests goes through it.
+pub fn defuse(text: &str) -> String {
+    text.replace("LOG>>>", "LOG> > >")
+        .replace("<<<LOG", "< < <LOG")
 }
 
 /// The loaded templates of one language.
@@ -225,10 +243,12 @@ impl Prompts {
             .render(minijinja::context! {})
     }
 
+    /// Render the diagnosis prompt (log-derived values are defused here, see [`defuse`]).
     pub fn diagnosis(&self, vars: &DiagnosisVars) -> Result<String, minijinja::Error> {
+        let vars = vars.clone().defused();
         self.env
             .get_template("diagnosis")?
-            .render(minijinja::value::Serde(vars))
+            .render(minijinja::value::Serde(&vars))
     }
 
     pub fn repair(&self, problem: &str, max_index: usize) -> Result<String, minijinja::Error> {

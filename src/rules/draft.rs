@@ -83,6 +83,13 @@ struct CaseOut {
 
 /// The fixed words of a template, longest first (at most three).
 pub fn template_literals(template: &str) -> Vec<String> {
+    let mut parts = template_literals_all(template);
+    parts.truncate(3);
+    parts
+}
+
+/// Every fixed segment of a template (at least four letters), longest first.
+fn template_literals_all(template: &str) -> Vec<String> {
     let mut parts: Vec<String> = template
         .split(" | ")
         .flat_map(|p| p.split("<*>"))
@@ -92,7 +99,6 @@ pub fn template_literals(template: &str) -> Vec<String> {
         .collect();
     parts.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
     parts.dedup();
-    parts.truncate(3);
     parts
 }
 
@@ -107,29 +113,43 @@ fn template_text(s: &str, host: &str) -> String {
     }
 }
 
+/// The literals of the draft's signal: the template's fixed words as they occur in the
+/// evidence (a segment the evidence spells with other spacing is split into its words).
+fn evidence_literals(template: &str, lines: &[String]) -> Vec<String> {
+    let found = |l: &str| lines.iter().any(|line| line.contains(l));
+    let mut out: Vec<String> = Vec::new();
+    for seg in template_literals_all(template) {
+        if found(&seg) {
+            out.push(seg);
+        } else {
+            out.extend(
+                seg.split_whitespace()
+                    .filter(|w| w.chars().filter(char::is_ascii_alphabetic).count() >= 4)
+                    .filter(|w| found(w))
+                    .map(str::to_string),
+            );
+        }
+    }
+    out.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+    out.dedup();
+    out.truncate(3);
+    out
+}
+
 /// Build the draft of a confirmed diagnosis.
 pub fn draft(d: &DraftInput<'_>) -> Result<Draft, String> {
-    let literals = template_literals(d.template);
-    let fixed: usize = literals.iter().map(String::len).sum();
-    if fixed < 12 {
-        return Err(format!(
-            "the message template {:?} has too few fixed words for a literal rule; write the rule by hand",
-            d.template
-        ));
-    }
     if d.remediation.iter().all(|r| r.trim().is_empty()) {
         return Err(
             "the diagnosis has no remediation step (a fault rule needs one); write the rule by hand"
                 .into(),
         );
     }
-    let missing: Vec<&String> = literals
-        .iter()
-        .filter(|l| !d.lines.iter().any(|line| line.contains(l.as_str())))
-        .collect();
-    if !missing.is_empty() {
+    let literals = evidence_literals(d.template, d.lines);
+    let fixed: usize = literals.iter().map(String::len).sum();
+    if fixed < 12 {
         return Err(format!(
-            "the evidence does not contain the template's words {missing:?}; write the rule by hand"
+            "the message template {:?} has too few fixed words found in the evidence for a literal rule; write the rule by hand",
+            d.template
         ));
     }
     let mut id = format!("draft_{}", d.class);
@@ -321,7 +341,15 @@ mod tests {
         let lines = vec!["ERROR x".to_string()];
         let steps = vec!["restart".to_string()];
         assert!(draft(&input("ERROR <*>", &lines, &steps)).is_err());
-        let lines = vec!["Session 1 for server z expired, closing socket connection".to_string()];
+        let lines = vec!["Session 1 for server z expired,  closing socket connection".to_string()];
+        // Spacing differs from the template's: the words are used instead.
+        assert_eq!(
+            evidence_literals(
+                "Session <*> for server <*> expired, closing socket connection",
+                &lines
+            ),
+            vec!["connection", "for server", "expired,"]
+        );
         let e = draft(&input(
             "Session <*> for server <*> expired, closing socket connection",
             &lines,

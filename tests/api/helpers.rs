@@ -247,6 +247,53 @@ impl TestApp {
     pub async fn stop(&self) {
         self.handle.stop(true).await;
     }
+
+    /// Stop this app and start a new one on the same database, WAL and settings.
+    pub async fn restart(self) -> TestApp {
+        self.stop().await;
+        let app = Application::build(self.settings.clone())
+            .await
+            .expect("application rebuilds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let (store, handle) = (app.store(), app.handle());
+        actix_web::rt::spawn(app.run_until_stopped());
+        TestApp {
+            address,
+            store,
+            handle,
+            ..self
+        }
+    }
+
+    /// POST a JSON body; the status and the JSON answer.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let resp = self
+            .client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.json().await.unwrap_or(Value::Null);
+        (status, body, headers)
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+            .json()
+            .await
+            .expect("json")
+    }
 }
 
 /// Every record matching `query` (a `&`-joined filter string, may be empty), following

@@ -4,11 +4,13 @@
 mod cluster_checks;
 mod cluster_e2e;
 mod crash;
+mod fake_openai;
 mod faults;
 mod hadoop_sim;
 mod health;
 pub mod helpers;
 mod ingest;
+mod llm;
 mod logs;
 mod pipeline;
 mod status_store;
