@@ -86,36 +86,44 @@ impl ResponseError for ApiError {
         }
         let mut resp = HttpResponse::build(status);
         resp.insert_header((CONTENT_TYPE, "application/json"));
-        let mut body = json!({ "error": self.to_string(), "status": status.as_u16() });
-        if let ApiError::Overloaded {
-            retry_after_secs, ..
-        } = self
-        {
-            resp.insert_header((RETRY_AFTER, retry_after_secs.to_string()));
-            body["retry_after_secs"] = json!(retry_after_secs);
+        if let Some(secs) = self.retry_after_secs() {
+            resp.insert_header((RETRY_AFTER, secs.to_string()));
+        }
+        resp.body(self.body().to_string())
+    }
+}
+
+impl ApiError {
+    fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            ApiError::Overloaded {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            ApiError::Llm {
+                retry_after_secs, ..
+            } => *retry_after_secs,
+            _ => None,
+        }
+    }
+
+    /// The JSON error body (also one line of a streamed answer).
+    pub fn body(&self) -> serde_json::Value {
+        let mut body = json!({ "error": self.to_string(), "status": self.status_code().as_u16() });
+        if let Some(secs) = self.retry_after_secs() {
+            body["retry_after_secs"] = json!(secs);
         }
         if let ApiError::InvalidRules(e) = self {
             body["errors"] = json!(e.errors);
         }
-        if let ApiError::Llm {
-            kind,
-            retry_after_secs,
-            partial,
-            ..
-        } = self
-        {
+        if let ApiError::Llm { kind, partial, .. } = self {
             body["code"] = json!(kind.code());
-            if let Some(secs) = retry_after_secs {
-                resp.insert_header((RETRY_AFTER, secs.to_string()));
-                body["retry_after_secs"] = json!(secs);
-            }
             if let Some(serde_json::Value::Object(extra)) = partial {
                 for (k, v) in extra {
                     body[k] = v.clone();
                 }
             }
         }
-        resp.body(body.to_string())
+        body
     }
 }
 

@@ -2,14 +2,16 @@
 //! - `POST /api/llm/diagnose`: body `{"text": "..."}` or `{"lines": [...]}`, optional
 //!   `cluster`, `host`, `service`. Parse + rules first; what the rules do not explain (one
 //!   escalation per message template, at most `MAX_TEMPLATES`) goes to the LLM or comes from
-//!   the cache. Errors name what happened and still carry the rule findings.
+//!   the cache. Errors name what happened and still carry the rule findings. With
+//!   `Accept: application/x-ndjson` the rule findings come at once as the first line and each
+//!   diagnosis follows as its own line when it arrives.
 //! - `POST /api/faults/{id}/confirm`: an operator confirms an LLM diagnosis; a draft rule and
 //!   its case file are written for review and loaded at once.
 //! - `GET /api/llm`: configuration, prompt version and what is left of the budget.
 
 use std::sync::Arc;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::{ApiError, AppState};
@@ -35,6 +37,7 @@ struct DiagnoseBody {
 }
 
 pub async fn diagnose(
+    req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -91,6 +94,14 @@ pub async fn diagnose(
     let skipped = requests.len().saturating_sub(MAX_TEMPLATES);
     requests.truncate(MAX_TEMPLATES);
     let partial = serde_json::json!({ "findings": rule, "unknowns": unknown.len() });
+    if wants_ndjson(&req) {
+        return Ok(stream_ndjson(
+            partial,
+            requests,
+            skipped,
+            state.escalator.clone(),
+        ));
+    }
     let mut diagnoses: Vec<Escalation> = Vec::new();
     for r in &requests {
         match state.escalator.diagnose(r).await {
@@ -106,6 +117,50 @@ pub async fn diagnose(
     out["diagnoses"] = serde_json::json!(diagnoses);
     out["templates_not_escalated"] = serde_json::json!(skipped);
     Ok(HttpResponse::Ok().json(out))
+}
+
+fn wants_ndjson(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/x-ndjson"))
+}
+
+/// `Accept: application/x-ndjson`: the rule findings at once as the first line, then one line
+/// per template as each LLM diagnosis (or its error) arrives.
+fn stream_ndjson(
+    mut head: serde_json::Value,
+    requests: Vec<Request>,
+    skipped: usize,
+    escalator: Arc<crate::llm::escalator::Escalator>,
+) -> HttpResponse {
+    type Item = Result<web::Bytes, actix_web::Error>;
+    let line = |v: serde_json::Value| -> Item { Ok(web::Bytes::from(format!("{v}\n"))) };
+    head["templates"] = serde_json::json!(requests.len());
+    head["templates_not_escalated"] = serde_json::json!(skipped);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Item>(requests.len() + 1);
+    let _ = tx.try_send(line(head));
+    actix_web::rt::spawn(async move {
+        for r in requests {
+            let out = match escalator.diagnose(&r).await {
+                Ok(d) => serde_json::json!({ "diagnosis": d }),
+                Err(e) => {
+                    let mut body = ApiError::from_escalation(e, None).body();
+                    body["template_key"] = serde_json::json!(r.template_key);
+                    body
+                }
+            };
+            if tx.send(line(out)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .streaming(body)
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -677,6 +677,31 @@ mod tests {
     }
 
     #[test]
+    fn summary_names_health_faults_values_and_unreadable_parts() {
+        let Some(mut snap) = degraded() else { return };
+        snap.errors.push(SourceError {
+            source: "flume:agent2".into(),
+            message: "connection refused".into(),
+        });
+        let t = Thresholds::default();
+        let text = snap.summary(&t, 100);
+        assert!(
+            text.starts_with("health: degraded (taken 1970-01-01T00:00:01Z)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("fault: datanode_lost (worker3:9866)"),
+            "{text}"
+        );
+        assert!(text.contains("hdfs.dead_datanodes = "), "{text}");
+        assert!(
+            text.contains("unreadable: flume:agent2 (connection refused)"),
+            "{text}"
+        );
+        assert_eq!(snap.summary(&t, 3).lines().count(), 3);
+    }
+
+    #[test]
     fn degraded_samples_give_their_faults() {
         let Some(snap) = degraded() else { return };
         let t = Thresholds::default();

@@ -335,6 +335,39 @@ async fn a_held_llm_call_never_delays_ingest_or_rule_findings(b: Backend) {
     fake.release(1);
     let f = wait_llm(&app, "w1", "diagnosed").await;
     assert_eq!(f["fault_type"], "late_fault");
+
+    // On demand, streamed: the rule findings arrive while the LLM still holds the call.
+    let mut lines: Vec<String> = REFUSED.iter().map(|s| s.to_string()).collect();
+    lines.push(widget(4));
+    let mut resp = app
+        .client
+        .post(app.url("/api/llm/diagnose"))
+        .header("Accept", "application/x-ndjson")
+        .json(&json!({"lines": lines, "host": "flume-agent-a"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut buf = String::new();
+    while !buf.contains('\n') {
+        let chunk = resp.chunk().await.unwrap().expect("a first line");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let first: Value = serde_json::from_str(buf.lines().next().unwrap()).unwrap();
+    assert_eq!(first["findings"][0]["fault_type"], "port_unreachable");
+    assert_eq!(first["templates"], 1);
+    until("the on-demand call is in flight", || fake.calls() == 2).await;
+    fake.release(1);
+    while buf.lines().count() < 2 {
+        let chunk = resp.chunk().await.unwrap().expect("the diagnosis line");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let second: Value = serde_json::from_str(buf.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(second["diagnosis"]["source"], "llm", "{second}");
+    assert_eq!(
+        second["diagnosis"]["diagnosis"]["fault_class"],
+        "late_fault"
+    );
     app.stop().await;
     fake.stop().await;
 }
