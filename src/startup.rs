@@ -127,6 +127,12 @@ impl Application {
             &rules,
             snapshots.clone(),
         )?);
+        if escalator.configured() {
+            escalator
+                .seed_budget()
+                .await
+                .context("reading the LLM spending of the last hour")?;
+        }
         let escalation = escalator.configured().then(|| {
             let (e, m) = (escalator.clone(), metrics.clone());
             let interval = Duration::from_secs(settings.llm.sweep_interval_secs);
@@ -248,7 +254,7 @@ fn build_escalator(
             .map_err(|e| anyhow::anyhow!("llm.api_key_file: {e}"))?;
         let client = LlmClient::new(llm, key, Some(metrics.llm_retries.clone()))
             .map_err(|e| anyhow::anyhow!("llm: {e}"))?;
-        tracing::info!(base_url = %llm.base_url, model = %llm.model, prompts = prompts.version(), "LLM escalation enabled");
+        tracing::info!(base_url = %crate::llm::settings::display_url(&llm.base_url), model = %llm.model, prompts = prompts.version(), "LLM escalation enabled");
         Some(client)
     } else {
         tracing::info!("no LLM configured ([llm] base_url): unknown faults stay pending");

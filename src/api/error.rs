@@ -163,8 +163,9 @@ impl ApiError {
             }
             E::Cooldown { until_ms } => (LlmFailure::RateLimited, secs_until(*until_ms)),
             E::Llm(crate::llm::client::LlmError::RateLimited(_)) => (LlmFailure::RateLimited, None),
-            E::Llm(_) | E::Prompt(_) => (LlmFailure::Failed, None),
-            E::Store(_) => return ApiError::Internal(anyhow::Error::new(e)),
+            // The database failing mid-escalation is reported with what was done, not as a
+            // bare 500.
+            E::Llm(_) | E::Prompt(_) | E::Store(_) => (LlmFailure::Failed, None),
         };
         ApiError::Llm {
             kind,

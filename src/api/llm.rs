@@ -256,7 +256,9 @@ pub async fn confirm(
     .map_err(ApiError::Unprocessable)?;
     let live = crate::rules::rule_files(state.rules.source())
         .map_err(|e| ApiError::Unprocessable(format!("the live rules cannot be read: {e}")))?;
-    let report = draft::check(&live, &d).map_err(ApiError::Unprocessable)?;
+    // The other rules' case files, when this installation has them (a source checkout).
+    let cases_root = std::path::Path::new(settings.draft_cases_dir.trim()).parent();
+    let report = draft::check(&live, &d, cases_root).map_err(ApiError::Unprocessable)?;
     let rule_path = std::path::Path::new(settings.drafts_dir.trim()).join(format!("{}.toml", d.id));
     let case_path =
         std::path::Path::new(settings.draft_cases_dir.trim()).join(format!("{}.toml", d.id));

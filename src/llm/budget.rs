@@ -92,6 +92,12 @@ impl Budget {
         }
     }
 
+    /// Count a request made earlier (restoring the window after a restart).
+    pub fn record(&mut self, at_ms: i64, tokens: u64) {
+        self.spent.push_back((at_ms, tokens));
+        self.spent.make_contiguous().sort_by_key(|(t, _)| *t);
+    }
+
     /// (requests, tokens) left in the current window.
     pub fn remaining(&mut self, now_ms: i64) -> (u64, u64) {
         self.expire(now_ms);

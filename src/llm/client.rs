@@ -277,7 +277,8 @@ fn map_error(e: OpenAIError) -> LlmError {
             message: crate::storage::truncate_str(&api.api_error.message, 300).to_string(),
         },
         OpenAIError::Reqwest(e) if e.is_timeout() => LlmError::Timeout,
-        OpenAIError::Reqwest(e) => LlmError::Unreachable(e.to_string()),
+        // Without the URL: a key may hide in it.
+        OpenAIError::Reqwest(e) => LlmError::Unreachable(e.without_url().to_string()),
         OpenAIError::JSONDeserialize(e, _) => LlmError::BadResponse(e.to_string()),
         other => LlmError::BadResponse(other.to_string()),
     }

@@ -24,6 +24,14 @@ use crate::rules::engine::{SnapshotLookup, short_hash};
 use crate::rules::{Finding, RulesHandle};
 use crate::storage::{CacheEntry, FaultRow, LlmUpdate, Store, StoreError};
 
+/// Where the (separately masked) snapshot summary goes in the rendered prompt.
+const SNAPSHOT_SLOT: &str = "\u{1}SNAPSHOT\u{1}";
+
+/// A placeholder-shaped token (`HOST_1`, `SNAPIP_2`).
+static PLACEHOLDER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"\b[A-Z]+_[0-9]+\b").expect("valid placeholder regex")
+});
+
 /// What one escalation is about.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -165,8 +173,15 @@ pub struct Escalator {
     permits: tokio::sync::Semaphore,
     /// One escalation per template at a time (the second finds the cache filled).
     key_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    backoff: Mutex<HashMap<String, Backoff>>,
-    running: Mutex<std::collections::HashSet<String>>,
+    sweep: Mutex<SweepState>,
+}
+
+/// Which templates the background sweep is working on or holding back (one lock, so a
+/// template is never both checked free and started twice).
+#[derive(Debug, Default)]
+struct SweepState {
+    backoff: HashMap<String, Backoff>,
+    running: std::collections::HashSet<String>,
 }
 
 impl std::fmt::Debug for Escalator {
@@ -210,8 +225,7 @@ impl Escalator {
             budget: Mutex::new(budget),
             permits,
             key_locks: Mutex::new(HashMap::new()),
-            backoff: Mutex::new(HashMap::new()),
-            running: Mutex::new(Default::default()),
+            sweep: Mutex::new(SweepState::default()),
             settings: p.settings,
         };
         e.publish_budget();
@@ -232,7 +246,7 @@ impl Escalator {
         let s = &self.settings;
         serde_json::json!({
             "configured": self.configured(),
-            "base_url": s.base_url,
+            "base_url": super::settings::display_url(&s.base_url),
             "model": s.model,
             "language": s.language.as_str(),
             "prompt_version": self.prompts.version(),
@@ -283,15 +297,29 @@ impl Escalator {
         out
     }
 
-    /// The masked diagnosis prompt of `req` and its map.
-    fn masked_prompt(&self, req: &Request) -> Result<Masked, EscalateError> {
+    fn masker(&self, req: &Request) -> Result<Masker, EscalateError> {
+        let mut hosts = self.known_hosts.clone();
+        hosts.push(req.host.clone());
+        Masker::new(&hosts, &self.settings.mask_pairs()).map_err(EscalateError::Prompt)
+    }
+
+    /// The masked diagnosis prompt of `req` and its map. The snapshot summary is masked on its
+    /// own with `SNAP`-prefixed placeholders, so the placeholders of the stream and the excerpt
+    /// are numbered the same for every fault of a template whatever the snapshot holds (a
+    /// cached answer is restored with each fault's own values).
+    fn masked_prompt(&self, req: &Request, masker: &Masker) -> Result<Masked, EscalateError> {
+        let snapshot = self.snapshot_summary(&req.cluster);
         let vars = DiagnosisVars {
             cluster: req.cluster.clone(),
             host: req.host.clone(),
             service: req.service.clone(),
             rule_id: req.rule_id.clone().unwrap_or_default(),
             template: req.template.clone(),
-            snapshot: self.snapshot_summary(&req.cluster),
+            snapshot: if snapshot.is_empty() {
+                String::new()
+            } else {
+                SNAPSHOT_SLOT.to_string()
+            },
             classes: self.classes(),
             excerpt: DiagnosisVars::excerpt_of(&req.lines),
             max_index: req.lines.len().saturating_sub(1),
@@ -300,11 +328,48 @@ impl Escalator {
             .prompts
             .diagnosis(&vars)
             .map_err(|e| EscalateError::Prompt(e.to_string()))?;
-        let mut hosts = self.known_hosts.clone();
-        hosts.push(req.host.clone());
-        let masker =
-            Masker::new(&hosts, &self.settings.mask_pairs()).map_err(EscalateError::Prompt)?;
-        Ok(masker.mask(&text))
+        let mut masked = masker.mask(&text);
+        if !snapshot.is_empty() {
+            let snap = masker.mask(&crate::llm::prompt::defuse(&snapshot));
+            let renamed = PLACEHOLDER.replace_all(&snap.text, |c: &regex::Captures<'_>| {
+                let t = &c[0];
+                if snap.map.iter().any(|(p, _)| p == t) {
+                    format!("SNAP{t}")
+                } else {
+                    t.to_string()
+                }
+            });
+            masked.text = masked.text.replace(SNAPSHOT_SLOT, &renamed);
+            masked
+                .map
+                .extend(snap.map.into_iter().map(|(p, v)| (format!("SNAP{p}"), v)));
+        }
+        Ok(masked)
+    }
+
+    /// Can a cached answer be restored for this fault: every placeholder it uses exists in
+    /// this fault's prompt and every evidence index is one of its lines?
+    fn fits(&self, body: &CachedBody, masked: &Masked, masker: &Masker, lines: usize) -> bool {
+        let texts: Vec<&str> = match (&body.diagnosis, &body.raw_answer) {
+            (Some(d), _) => {
+                if d.evidence.iter().any(|i| *i >= lines) {
+                    return false;
+                }
+                std::iter::once(d.title.as_str())
+                    .chain(std::iter::once(d.root_cause.as_str()))
+                    .chain(d.remediation.iter().map(String::as_str))
+                    .collect()
+            }
+            (None, Some(raw)) => vec![raw.as_str()],
+            (None, None) => Vec::new(),
+        };
+        texts.iter().all(|t| {
+            PLACEHOLDER.find_iter(t).all(|m| {
+                let tok = m.as_str();
+                !(masker.makes_placeholder(tok, "") || masker.makes_placeholder(tok, "SNAP"))
+                    || masked.map.iter().any(|(p, _)| p == tok)
+            })
+        })
     }
 
     fn cache_key(&self, req: &Request, model: &str) -> String {
@@ -363,7 +428,8 @@ impl Escalator {
     /// Diagnose `req`: from the cache, or by calling the LLM (within budget).
     pub async fn diagnose(&self, req: &Request) -> Result<Escalation, EscalateError> {
         let client = self.client.as_ref().ok_or(EscalateError::NotConfigured)?;
-        let masked = self.masked_prompt(req)?;
+        let masker = self.masker(req)?;
+        let masked = self.masked_prompt(req, &masker)?;
         let key = self.cache_key(req, client.model());
         let key_lock = lock(&self.key_locks)
             .entry(key.clone())
@@ -371,7 +437,8 @@ impl Escalator {
             .clone();
         let result = {
             let _one_at_a_time = key_lock.lock().await;
-            self.diagnose_locked(client, req, &masked, &key).await
+            self.diagnose_locked(client, req, &masked, &masker, &key)
+                .await
         };
         drop(key_lock);
         {
@@ -388,13 +455,20 @@ impl Escalator {
         client: &LlmClient,
         req: &Request,
         masked: &Masked,
+        masker: &Masker,
         key: &str,
     ) -> Result<Escalation, EscalateError> {
-        if let Some(hit) = self.store.llm_cache_get(key, crate::now_ms()).await?
-            && let Ok(body) = serde_json::from_str::<CachedBody>(&hit.answer)
-        {
-            self.metrics.llm_cache.with_label_values(&["hit"]).inc();
-            return Ok(self.finish(req, masked, body, true, &hit.model));
+        let mut stale = false;
+        match self.store.llm_cache_get(key, crate::now_ms()).await {
+            Ok(Some(hit)) => match serde_json::from_str::<CachedBody>(&hit.answer) {
+                Ok(body) if self.fits(&body, masked, masker, req.lines.len()) => {
+                    self.metrics.llm_cache.with_label_values(&["hit"]).inc();
+                    return Ok(self.finish(req, masked, body, true, &hit.model));
+                }
+                _ => stale = true,
+            },
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "reading the LLM cache failed; asking the LLM"),
         }
         self.metrics.llm_cache.with_label_values(&["miss"]).inc();
         let now = crate::now_ms();
@@ -428,22 +502,17 @@ impl Escalator {
                     .map_err(|e| EscalateError::Prompt(e.to_string()))?;
                 messages.push(Message::Assistant(first.text.clone()));
                 messages.push(Message::User(repair));
-                match self.call(client, &messages).await {
-                    Ok((second, t)) => {
-                        tokens = (tokens.0 + t.0, tokens.1 + t.1);
-                        model = second.model.clone();
-                        match answer::parse(&second.text, n) {
-                            Ok(d) => CachedBody {
-                                diagnosis: Some(d),
-                                problem: None,
-                                raw_answer: None,
-                            },
-                            Err(p) => unverified(p, &second.text),
-                        }
-                    }
-                    // No budget left for the repair: the first answer stays unverified.
-                    Err(EscalateError::Budget { .. }) => unverified(problem, &first.text),
-                    Err(e) => return Err(e),
+                // No budget for the repair: the escalation waits (nothing is cached).
+                let (second, t) = self.call(client, &messages).await?;
+                tokens = (tokens.0 + t.0, tokens.1 + t.1);
+                model = second.model.clone();
+                match answer::parse(&second.text, n) {
+                    Ok(d) => CachedBody {
+                        diagnosis: Some(d),
+                        problem: None,
+                        raw_answer: None,
+                    },
+                    Err(p) => unverified(p, &second.text),
                 }
             }
         };
@@ -451,20 +520,22 @@ impl Escalator {
             self.metrics.llm_unverified.inc();
         }
         let answer_json = serde_json::to_string(&body).unwrap_or_else(|_| "{}".into());
-        self.store
-            .llm_cache_put(&CacheEntry {
-                cache_key: key,
-                template_key: &req.template_key,
-                model: &model,
-                prompt_version: self.prompts.version(),
-                language: self.prompts.language().as_str(),
-                verified: body.diagnosis.is_some(),
-                answer: &answer_json,
-                tokens_in: tokens.0,
-                tokens_out: tokens.1,
-                now_ms: crate::now_ms(),
-            })
-            .await?;
+        let entry = CacheEntry {
+            cache_key: key,
+            template_key: &req.template_key,
+            model: &model,
+            prompt_version: self.prompts.version(),
+            language: self.prompts.language().as_str(),
+            verified: body.diagnosis.is_some(),
+            answer: &answer_json,
+            tokens_in: tokens.0,
+            tokens_out: tokens.1,
+            now_ms: crate::now_ms(),
+        };
+        // A paid answer is used even if it cannot be cached.
+        if let Err(e) = self.store.llm_cache_put(&entry, stale).await {
+            tracing::warn!(error = %e, "storing an LLM answer in the cache failed");
+        }
         Ok(self.finish(req, masked, body, false, &model))
     }
 
@@ -492,11 +563,14 @@ impl Escalator {
         self.metrics
             .llm_request_seconds
             .observe(started.elapsed().as_secs_f64());
+        // A server that reports no usage is charged the estimate; a failed call, one token
+        // (it still counts as a request).
         let used = match &result {
-            Ok(c) => c.tokens_in + c.tokens_out,
-            Err(_) => 0,
+            Ok(c) if c.tokens_in + c.tokens_out > 0 => c.tokens_in + c.tokens_out,
+            Ok(_) => estimate,
+            Err(_) => 1,
         };
-        lock(&self.budget).settle(reservation, used.max(1));
+        lock(&self.budget).settle(reservation, used);
         self.publish_budget();
         match result {
             Ok(c) => {
@@ -529,52 +603,59 @@ impl Escalator {
 
     /// Escalate the unknown faults waiting in the store: one task per template (at most
     /// `concurrency` calls at once); each task diagnoses the template once and gives every
-    /// waiting fault of it the answer. Returns the number of tasks started.
+    /// waiting fault of it the answer. Templates held back are left out of the query, so they
+    /// never crowd out newer ones. Returns the number of tasks started.
     pub async fn sweep(self: &Arc<Self>) -> Result<usize, StoreError> {
         if !self.configured() {
             return Ok(0);
         }
-        let rows = self.store.pending_escalations(500).await?;
-        let mut groups: BTreeMap<String, Vec<FaultRow>> = BTreeMap::new();
-        for row in rows {
-            if let Some(k) = row.template_key.clone() {
-                groups.entry(k).or_default().push(row);
-            }
-        }
         let now = crate::now_ms();
+        let held: Vec<String> = {
+            let st = lock(&self.sweep);
+            st.backoff
+                .iter()
+                .filter(|(_, b)| b.until_ms > now)
+                .map(|(k, _)| k.clone())
+                .chain(st.running.iter().cloned())
+                .take(1000)
+                .collect()
+        };
+        let keys = self.store.pending_templates(&held, 200).await?;
         let mut started = 0;
-        for (key, rows) in groups {
-            if lock(&self.backoff)
-                .get(&key)
-                .is_some_and(|b| b.until_ms > now)
+        for key in keys {
             {
-                continue;
-            }
-            if !lock(&self.running).insert(key.clone()) {
-                continue;
+                let mut st = lock(&self.sweep);
+                if st.backoff.get(&key).is_some_and(|b| b.until_ms > now)
+                    || !st.running.insert(key.clone())
+                {
+                    continue;
+                }
             }
             started += 1;
             let this = Arc::clone(self);
             tokio::spawn(async move {
-                this.escalate_group(&key, rows).await;
-                lock(&this.running).remove(&key);
+                if let Err(e) = this.escalate_group(&key).await {
+                    tracing::warn!(error = %e, template = %key, "escalating a template failed; retried at a later sweep");
+                }
+                lock(&this.sweep).running.remove(&key);
             });
         }
         Ok(started)
     }
 
-    async fn escalate_group(&self, key: &str, rows: Vec<FaultRow>) {
+    async fn escalate_group(&self, key: &str) -> Result<(), StoreError> {
+        let rows = self.store.pending_of_template(key, 500).await?;
         for row in rows {
             let Some(req) = Request::from_fault(&row, self.settings.excerpt_lines) else {
+                self.store
+                    .skip_fault(row.id, "no evidence lines to send", crate::now_ms())
+                    .await?;
                 continue;
             };
             match self.diagnose(&req).await {
                 Ok(esc) => {
-                    lock(&self.backoff).remove(key);
-                    if let Err(e) = self.apply(row.id, &esc).await {
-                        tracing::warn!(error = %e, fault = row.id, "storing an LLM diagnosis failed; it is retried");
-                        return;
-                    }
+                    lock(&self.sweep).backoff.remove(key);
+                    self.apply(row.id, &esc).await?;
                 }
                 Err(EscalateError::Budget { what, retry_at_ms }) => {
                     match self.settings.on_budget_exhausted {
@@ -590,9 +671,7 @@ impl Escalator {
                                 .llm_budget_exhausted
                                 .with_label_values(&["skipped"])
                                 .inc();
-                            if let Err(e) = self.store.skip_escalation(key, crate::now_ms()).await {
-                                tracing::warn!(error = %e, "marking faults skipped failed");
-                            }
+                            self.store.skip_escalation(key, crate::now_ms()).await?;
                         }
                     }
                     tracing::info!(
@@ -600,11 +679,11 @@ impl Escalator {
                         template = key,
                         "LLM budget spent; escalation deferred"
                     );
-                    return;
+                    return Ok(());
                 }
                 Err(EscalateError::Cooldown { until_ms }) => {
                     self.delay(key, until_ms, false);
-                    return;
+                    return Ok(());
                 }
                 Err(e) => {
                     self.metrics
@@ -613,17 +692,18 @@ impl Escalator {
                         .inc();
                     let until = self.delay(key, 0, true);
                     tracing::warn!(error = %e, template = key, retry_at_ms = until, "LLM escalation failed; retried later");
-                    return;
+                    return Ok(());
                 }
             }
         }
+        Ok(())
     }
 
     /// Hold a template back until `until_ms`, or (on a failure) for a doubling delay from
     /// the sweep interval up to an hour. Returns the time it is held until.
     fn delay(&self, key: &str, until_ms: i64, failure: bool) -> i64 {
-        let mut b = lock(&self.backoff);
-        let entry = b.entry(key.to_string()).or_insert(Backoff {
+        let mut st = lock(&self.sweep);
+        let entry = st.backoff.entry(key.to_string()).or_insert(Backoff {
             until_ms: 0,
             failures: 0,
         });
@@ -638,6 +718,21 @@ impl Escalator {
             entry.until_ms = until_ms;
         }
         entry.until_ms
+    }
+
+    /// Count the answers of the last hour (from the cache) against the budget, so a restart
+    /// does not reset it.
+    pub async fn seed_budget(&self) -> Result<(), StoreError> {
+        let now = crate::now_ms();
+        let spent = self.store.llm_spent_since(now - 3_600_000).await?;
+        {
+            let mut b = lock(&self.budget);
+            for (at, tokens) in spent {
+                b.record(at, tokens);
+            }
+        }
+        self.publish_budget();
+        Ok(())
     }
 
     /// Write an escalation into a fault.
@@ -681,5 +776,114 @@ fn unverified(problem: AnswerProblem, raw: &str) -> CachedBody {
         diagnosis: None,
         problem: Some(problem.to_string()),
         raw_answer: Some(crate::storage::truncate_str(raw, 8 * 1024).to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::snapshot::{ClusterSnapshot, SourceError};
+    use crate::llm::settings::Language;
+    use crate::rules::RuleSource;
+    use crate::rules::engine::StaticSnapshots;
+
+    async fn escalator(dir: &std::path::Path) -> Escalator {
+        let db = crate::config::DatabaseSettings {
+            url: format!("sqlite://{}", dir.join("t.db").display()),
+            ..Default::default()
+        };
+        let snap = ClusterSnapshot {
+            cluster: "c".into(),
+            errors: vec![SourceError {
+                source: "namenode".into(),
+                message: "connect to nn-a.corp.example.com:9870 refused".into(),
+            }],
+            ..Default::default()
+        };
+        let set = crate::rules::load(&RuleSource::Embedded).unwrap();
+        Escalator::new(EscalatorParts {
+            store: Store::connect(&db).await.unwrap(),
+            metrics: Arc::new(Metrics::new()),
+            settings: LlmSettings::default(),
+            client: None,
+            prompts: Prompts::load(None, Language::En).unwrap(),
+            rules: Arc::new(RulesHandle::from_set(RuleSource::Embedded, set)),
+            snapshots: Some(Arc::new(StaticSnapshots {
+                by_cluster: HashMap::from([("c".to_string(), snap)]),
+            })),
+            thresholds: Thresholds::default(),
+            known_hosts: Vec::new(),
+        })
+    }
+
+    fn req(host: &str, n: u32) -> Request {
+        Request {
+            template_key: "k".into(),
+            template: "Call From <*> to <*> failed".into(),
+            rule_id: None,
+            cluster: "c".into(),
+            host: host.into(),
+            service: "datanode".into(),
+            lines: vec![format!(
+                "Call From {host}/10.0.0.{n} to nn1.corp.example.com:8020 failed"
+            )],
+        }
+    }
+
+    #[tokio::test]
+    async fn one_cached_answer_serves_every_fault_of_a_template() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = escalator(dir.path()).await;
+        let (a, b) = (
+            req("dn1.corp.example.com", 1),
+            req("dn2.corp.example.com", 2),
+        );
+        let (ka, kb) = (e.masker(&a).unwrap(), e.masker(&b).unwrap());
+        let ma = e.masked_prompt(&a, &ka).unwrap();
+        let mb = e.masked_prompt(&b, &kb).unwrap();
+        // Same template, other values: the very same prompt text (the snapshot's values
+        // have their own placeholders and do not shift the others).
+        assert_eq!(ma.text, mb.text);
+        assert!(ma.text.contains("SNAPHOST_1"), "{}", ma.text);
+        for secret in ["nn-a.corp", "dn1.corp", "nn1.corp", "10.0.0.1"] {
+            assert!(!ma.text.contains(secret), "{secret} in {}", ma.text);
+        }
+        let host_b = mb
+            .map
+            .iter()
+            .find(|(_, v)| v == "dn2.corp.example.com")
+            .map(|(p, _)| p.clone())
+            .unwrap();
+        let body = CachedBody {
+            diagnosis: Some(Diagnosis {
+                fault_class: "x_fault".into(),
+                title: "t".into(),
+                root_cause: format!("{host_b} cannot reach its NameNode (SNAPHOST_1)"),
+                confidence: 0.5,
+                remediation: vec![],
+                evidence: vec![0],
+            }),
+            problem: None,
+            raw_answer: None,
+        };
+        assert!(e.fits(&body, &mb, &kb, 1));
+        let esc = e.finish(&b, &mb, body.clone(), true, "m");
+        let cause = esc.diagnosis.unwrap().root_cause;
+        assert_eq!(
+            cause,
+            "dn2.corp.example.com cannot reach its NameNode (nn-a.corp.example.com)"
+        );
+        // An answer naming a placeholder this fault lacks, or a line it does not have,
+        // does not fit.
+        let mut other = body.clone();
+        if let Some(d) = other.diagnosis.as_mut() {
+            d.root_cause = "HOST_9 is down".into();
+        }
+        assert!(!e.fits(&other, &mb, &kb, 1));
+        let mut far = body;
+        if let Some(d) = far.diagnosis.as_mut() {
+            d.evidence = vec![3];
+        }
+        assert!(!e.fits(&far, &mb, &kb, 1));
     }
 }

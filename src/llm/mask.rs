@@ -173,6 +173,20 @@ impl Masker {
         Ok(Masker { known_hosts, extra })
     }
 
+    /// Is `token` (`HOST_3`, or with a prefix such as `SNAPHOST_3`) a placeholder this masker
+    /// could have made?
+    pub fn makes_placeholder(&self, token: &str, prefix: &str) -> bool {
+        let t = token.strip_prefix(prefix).unwrap_or(token);
+        is_placeholder(t)
+            && t.split_once('_').is_some_and(|(kind, _)| {
+                kind == "HOST"
+                    || BUILTIN
+                        .iter()
+                        .chain(self.extra.iter())
+                        .any(|p| p.kind == kind)
+            })
+    }
+
     pub fn mask(&self, text: &str) -> Masked {
         let mut state = State::default();
         let mut out = text.to_string();

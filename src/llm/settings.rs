@@ -185,6 +185,15 @@ impl LlmSettings {
                 "must be at least 64 (the answer is a JSON object)",
             );
         }
+        if self.requests_per_hour == 0 {
+            return e("requests_per_hour", "must be at least 1");
+        }
+        if self.tokens_per_hour < u64::from(self.max_tokens) {
+            return e(
+                "tokens_per_hour",
+                "must be at least max_tokens (else no call could ever be made)",
+            );
+        }
         if self.concurrency == 0 || self.concurrency > 64 {
             return e("concurrency", "must be between 1 and 64");
         }
@@ -212,6 +221,15 @@ impl LlmSettings {
             return Err(("llm.mask_patterns".into(), reason.to_string()));
         }
         Ok(())
+    }
+}
+
+/// A URL as shown in logs and the API: no password, no query string (keys hide there).
+pub fn display_url(url: &str) -> String {
+    let redacted = crate::config::redact_url(url.trim());
+    match redacted.split_once('?') {
+        Some((base, _)) => format!("{base}?..."),
+        None => redacted,
     }
 }
 
@@ -260,5 +278,14 @@ mod tests {
         };
         assert_eq!(s.validate().unwrap_err().0, "llm.mask_patterns");
         assert!(LlmSettings::default().validate().is_ok());
+        let s = LlmSettings {
+            tokens_per_hour: 100,
+            ..LlmSettings::default()
+        };
+        assert_eq!(s.validate().unwrap_err().0, "llm.tokens_per_hour");
+        assert_eq!(
+            display_url("https://u:k@llm.example/v1?api-key=secret"),
+            "https://u:***@llm.example/v1?..."
+        );
     }
 }

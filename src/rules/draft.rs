@@ -3,6 +3,7 @@
 //! remediation; the evidence becomes the case file. A draft is checked before it is written:
 //! it compiles with the live rule set and its own cases pass.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -226,18 +227,26 @@ pub fn draft(d: &DraftInput<'_>) -> Result<Draft, String> {
     })
 }
 
-/// Check a draft against the live rule files: the set with the draft compiles and the
-/// draft's cases pass. Returns the case report.
-pub fn check(live_files: &[(String, String)], draft: &Draft) -> Result<RuleCaseReport, String> {
+/// Check a draft against the live rule files: the set with the draft compiles, the draft's
+/// cases pass, and (when `cases_root` holds the other rules' case files) no case that passed
+/// without the draft fails with it (the draft must not claim another rule's lines). Returns
+/// the draft's case report.
+pub fn check(
+    live_files: &[(String, String)],
+    draft: &Draft,
+    cases_root: Option<&Path>,
+) -> Result<RuleCaseReport, String> {
     let rel = format!("drafts/{}.toml", draft.id);
-    let mut files: Vec<(String, String)> = live_files
+    let live: Vec<(String, String)> = live_files
         .iter()
         .filter(|(p, _)| *p != rel)
         .cloned()
         .collect();
+    let mut files = live.clone();
     files.push((rel.clone(), draft.rule.clone()));
-    let set =
-        RuleSet::compile_checked(&files).map_err(|e| format!("the draft does not compile: {e}"))?;
+    let with_draft = Arc::new(
+        RuleSet::compile_checked(&files).map_err(|e| format!("the draft does not compile: {e}"))?,
+    );
     let dir = tempfile_dir().map_err(|e| format!("cannot check the draft's cases: {e}"))?;
     let case_path = dir.join(&rel);
     let write = || -> std::io::Result<()> {
@@ -245,18 +254,38 @@ pub fn check(live_files: &[(String, String)], draft: &Draft) -> Result<RuleCaseR
         std::fs::write(&case_path, &draft.case)
     };
     write().map_err(|e| format!("cannot check the draft's cases: {e}"))?;
-    let set = Arc::new(set);
-    let report = run_all(&set, &dir).into_iter().find(|r| r.rule == draft.id);
+    let report = run_all(&with_draft, &dir)
+        .into_iter()
+        .find(|r| r.rule == draft.id);
     let _ = std::fs::remove_dir_all(&dir);
     let report = report.ok_or("the draft is not in the compiled set")?;
-    if report.passed() {
-        Ok(report)
-    } else {
-        Err(format!(
+    if !report.passed() {
+        return Err(format!(
             "the draft's cases fail: {}",
             report.problems.join("; ")
-        ))
+        ));
     }
+    if let Some(root) = cases_root.filter(|r| r.is_dir()) {
+        let before = RuleSet::compile_checked(&live)
+            .map_err(|e| format!("the live rules do not compile: {e}"))?;
+        let passed: Vec<String> = run_all(&Arc::new(before), root)
+            .into_iter()
+            .filter(RuleCaseReport::passed)
+            .map(|r| r.rule)
+            .collect();
+        let broken: Vec<String> = run_all(&with_draft, root)
+            .into_iter()
+            .filter(|r| r.rule != draft.id && !r.passed() && passed.contains(&r.rule))
+            .map(|r| format!("{}: {}", r.rule, r.problems.join("; ")))
+            .collect();
+        if !broken.is_empty() {
+            return Err(format!(
+                "the draft breaks the cases of other rules (it claims their lines): {}",
+                broken.join(" | ")
+            ));
+        }
+    }
+    Ok(report)
 }
 
 fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
@@ -332,8 +361,34 @@ mod tests {
         );
         assert!(d.rule.contains("$(ZK_HOME)"), "{}", d.rule);
         let live = rule_files(&RuleSource::Embedded).unwrap();
-        let report = check(&live, &d).unwrap();
+        let cases = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rules");
+        let report = check(&live, &d, Some(&cases)).unwrap();
         assert_eq!((report.positives, report.negatives), (1, 1));
+    }
+
+    #[test]
+    fn a_draft_that_claims_another_rules_lines_is_refused() {
+        // A load-balancer probe the benign rule ssh_connection_probe documents as nothing.
+        let lines = vec![
+            "Feb  3 06:40:10 gw1 sshd[90211]: error: kex_exchange_identification: Connection closed by remote host".to_string(),
+        ];
+        let steps = vec!["restart".to_string()];
+        let mut i = input(
+            "error: kex_exchange_identification: Connection closed by remote host",
+            &lines,
+            &steps,
+        );
+        i.service = "";
+        let d = draft(&i).unwrap();
+        let live = rule_files(&RuleSource::Embedded).unwrap();
+        // Its own cases pass; the benign rule's cases break.
+        if let Err(e) = check(&live, &d, None) {
+            panic!("{e}");
+        }
+        let cases = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rules");
+        let e = check(&live, &d, Some(&cases)).unwrap_err();
+        assert!(e.contains("breaks the cases of other rules"), "{e}");
+        assert!(e.contains("ssh_connection_probe"), "{e}");
     }
 
     #[test]

@@ -91,10 +91,14 @@ pub(crate) fn merge_evidence(existing: &str, f: &Finding) -> String {
         records = kept;
     }
     obj.insert("records".into(), serde_json::Value::Array(records));
-    obj.insert(
-        "captures".into(),
-        serde_json::to_value(&f.captures).unwrap_or_default(),
-    );
+    // The latest captures, but the first template: it is the fault's escalation group
+    // (`template_key`), which an escalate rule's later messages must not drift from.
+    let first_template = obj.get("captures").and_then(|c| c.get("template")).cloned();
+    let mut captures = serde_json::to_value(&f.captures).unwrap_or_default();
+    if let (Some(t), Some(c)) = (first_template, captures.as_object_mut()) {
+        c.insert("template".into(), t);
+    }
+    obj.insert("captures".into(), captures);
     if !f.snapshot_evidence.is_empty() {
         obj.insert(
             "snapshot_values".into(),

@@ -47,19 +47,85 @@ pub struct LlmUpdate {
 }
 
 impl Store {
-    /// Open unknown faults not escalated yet, oldest first.
-    pub async fn pending_escalations(&self, limit: u32) -> Result<Vec<FaultRow>, StoreError> {
+    /// Templates with open unknown faults not escalated yet, oldest first, leaving out
+    /// `held` (templates in backoff or being escalated).
+    pub async fn pending_templates(
+        &self,
+        held: &[String],
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String, i64)> = with_pool!(self, pool => {
+            let mut qb = sqlx::QueryBuilder::new(
+                "SELECT template_key, MIN(id) AS first_id FROM fault_records \
+                 WHERE llm_status IS NULL AND template_key IS NOT NULL AND status <> 'resolved'",
+            );
+            if !held.is_empty() {
+                qb.push(" AND template_key NOT IN (");
+                let mut sep = qb.separated(", ");
+                for k in held {
+                    sep.push_bind(k.clone());
+                }
+                qb.push(")");
+            }
+            qb.push(" GROUP BY template_key ORDER BY first_id LIMIT ")
+                .push_bind(i64::from(limit));
+            qb.build_query_as().fetch_all(pool).await?
+        });
+        Ok(rows.into_iter().map(|(k, _)| k).collect())
+    }
+
+    /// The open faults of one template not escalated yet, oldest first.
+    pub async fn pending_of_template(
+        &self,
+        template_key: &str,
+        limit: u32,
+    ) -> Result<Vec<FaultRow>, StoreError> {
         let sql = format!(
-            "SELECT {FAULT_COLUMNS} FROM fault_records WHERE llm_status IS NULL \
-             AND template_key IS NOT NULL AND status <> 'resolved' ORDER BY id LIMIT ?"
+            "SELECT {FAULT_COLUMNS} FROM fault_records WHERE template_key = ? \
+             AND llm_status IS NULL AND status <> 'resolved' ORDER BY id LIMIT ?"
         );
         let rows = with_pool!(self, pool => {
             sqlx::query_as::<_, FaultRow>(sqlx::AssertSqlSafe(sql))
+                .bind(template_key)
                 .bind(i64::from(limit))
                 .fetch_all(pool)
                 .await?
         });
         Ok(rows)
+    }
+
+    /// Mark one fault `skipped` with the reason (it cannot be escalated).
+    pub async fn skip_fault(&self, id: i64, reason: &str, now_ms: i64) -> Result<(), StoreError> {
+        let answer = serde_json::json!({ "status": "skipped", "problem": reason }).to_string();
+        with_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE fault_records SET llm_status = 'skipped', llm_answer = ?, updated_at = ? \
+                 WHERE id = ? AND llm_status IS NULL",
+            )
+            .bind(answer)
+            .bind(now_ms)
+            .bind(id)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// (time, tokens) of the answers cached since `since_ms` (what the budget has spent).
+    pub async fn llm_spent_since(&self, since_ms: i64) -> Result<Vec<(i64, u64)>, StoreError> {
+        let rows: Vec<(i64, i64, i64)> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT created_at, tokens_in, tokens_out FROM llm_cache WHERE created_at >= ? \
+                 ORDER BY created_at",
+            )
+            .bind(since_ms)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(t, i, o)| (t, u64::try_from(i.saturating_add(o)).unwrap_or(0)))
+            .collect())
     }
 
     /// The cached answer of `key` (counted as a hit).
@@ -87,12 +153,15 @@ impl Store {
         Ok(row)
     }
 
-    /// Store an answer (a second writer of the same key keeps the first answer).
-    pub async fn llm_cache_put(&self, e: &CacheEntry<'_>) -> Result<(), StoreError> {
+    /// Store an answer. A second writer of the same key keeps the first answer, unless
+    /// `replace` (the cached one could not serve a fault and was asked again).
+    pub async fn llm_cache_put(&self, e: &CacheEntry<'_>, replace: bool) -> Result<(), StoreError> {
         with_pool!(self, pool => {
-            let insert = match self.kind() {
-                crate::config::DbKind::MySql => "INSERT IGNORE INTO llm_cache",
-                crate::config::DbKind::Sqlite => "INSERT OR IGNORE INTO llm_cache",
+            let insert = match (self.kind(), replace) {
+                (crate::config::DbKind::MySql, false) => "INSERT IGNORE INTO llm_cache",
+                (crate::config::DbKind::MySql, true) => "REPLACE INTO llm_cache",
+                (crate::config::DbKind::Sqlite, false) => "INSERT OR IGNORE INTO llm_cache",
+                (crate::config::DbKind::Sqlite, true) => "INSERT OR REPLACE INTO llm_cache",
             };
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "{insert} (cache_key, template_key, model, prompt_version, language, verified, \

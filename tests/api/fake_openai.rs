@@ -271,6 +271,8 @@ impl FakeOpenAi {
 pub fn configure(s: &mut faultline::config::Settings, fake: &FakeOpenAi) {
     s.llm.base_url = fake.base_url.clone();
     s.llm.model = "fake-model".into();
+    // Never a key from the environment of the test run.
+    s.llm.api_key_env = String::new();
     s.llm.sweep_interval_secs = 1;
     s.llm.timeout_secs = 10;
     s.llm.max_retry_wait_secs = 2;

@@ -430,14 +430,9 @@ async fn rate_limits_are_honoured_and_never_block(b: Backend) {
 }
 
 async fn an_unreachable_llm_leaves_faults_pending(b: Backend) {
-    // A port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Port 1 (tcpmux): nothing listens there, and no test can bind it in between.
     let Some(app) = spawn_app_with(b, |s| {
-        s.llm.base_url = format!("http://127.0.0.1:{port}/v1");
+        s.llm.base_url = "http://127.0.0.1:1/v1".into();
         s.llm.model = "m".into();
         s.llm.max_retries = 0;
         s.llm.sweep_interval_secs = 1;
@@ -665,6 +660,10 @@ async fn confirmed_diagnosis_becomes_a_draft_rule(b: Backend) {
         .await;
     assert_eq!(code, 404);
 
+    // The pack's case files next to the drafts' (as in a checkout): the draft is checked
+    // against them too.
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    copy_dir(&repo.join("tests/rules"), &cases);
     let (code, body, _) = app
         .post_json(
             &format!("/api/faults/{id}/confirm"),
@@ -699,8 +698,6 @@ async fn confirmed_diagnosis_becomes_a_draft_rule(b: Backend) {
 
     // `faultline rules test` runs the draft with the pack's cases, and `diagnose` matches the
     // fault offline.
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    copy_dir(&repo.join("tests/rules"), &cases);
     let run = |args: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
             .current_dir(app.dir.path())
