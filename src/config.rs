@@ -378,23 +378,41 @@ impl Settings {
             let src = format!("environment variable {name}");
             set_path(&mut table, &path, env_value(value))
                 .map_err(|reason| err(&src, path.join("."), reason))?;
-            // Check each override as it is applied so an error names the variable.
-            Self::from_table(&src, table.clone())?;
-            applied.push(name.clone());
+            // Check each override's type as it is applied so an error names the variable.
+            Self::deserialize(&src, table.clone())?;
+            applied.push((name.clone(), path.join(".")));
         }
-        let settings = Self::from_table(source, table)?;
-        Ok((settings, applied))
+        // Checks across keys run once every override is in (`llm.base_url` and `llm.model`
+        // may come from two variables). An error names the variable that set its key, else
+        // one that set a key of the same section, else the file.
+        let settings = Self::deserialize(source, table)?;
+        if let Err(mut e) = settings.validate(source) {
+            let section = e.key.split('.').next().unwrap_or("").to_string();
+            let by = applied.iter().find(|(_, k)| *k == e.key).or_else(|| {
+                applied
+                    .iter()
+                    .find(|(_, k)| k.split('.').next() == Some(section.as_str()))
+            });
+            if let Some((name, _)) = by {
+                e.source = format!("environment variable {name}");
+            }
+            return Err(e);
+        }
+        Ok((settings, applied.into_iter().map(|(n, _)| n).collect()))
     }
 
     fn from_table(source: &str, table: toml::Table) -> Result<Settings, ConfigError> {
-        let settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(table))
-            .map_err(|e| {
-                let key = e.path().to_string();
-                let key = if key == "." { String::new() } else { key };
-                err(source, key, e.inner().to_string().trim().to_string())
-            })?;
+        let settings = Self::deserialize(source, table)?;
         settings.validate(source)?;
         Ok(settings)
+    }
+
+    fn deserialize(source: &str, table: toml::Table) -> Result<Settings, ConfigError> {
+        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let key = e.path().to_string();
+            let key = if key == "." { String::new() } else { key };
+            err(source, key, e.inner().to_string().trim().to_string())
+        })
     }
 
     /// Checks serde cannot express.
@@ -569,6 +587,28 @@ mod tests {
         assert_eq!(s.database.url, "sqlite://faultline.db");
         assert_eq!(s.server.listen, "0.0.0.0:8000");
         assert_eq!(s.database.kind(), Some(DbKind::Sqlite));
+    }
+
+    #[test]
+    fn keys_checked_together_may_come_from_two_variables() {
+        let s = load(
+            None,
+            &[
+                ("FAULTLINE_LLM__BASE_URL", "http://localhost:11434/v1"),
+                ("FAULTLINE_LLM__MODEL", "qwen2.5:7b"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.llm.model, "qwen2.5:7b");
+        let e = load(
+            None,
+            &[("FAULTLINE_LLM__BASE_URL", "http://localhost:11434/v1")],
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.source.as_str(), e.key.as_str()),
+            ("environment variable FAULTLINE_LLM__BASE_URL", "llm.model")
+        );
     }
 
     #[test]

@@ -278,7 +278,17 @@ fn map_error(e: OpenAIError) -> LlmError {
         },
         OpenAIError::Reqwest(e) if e.is_timeout() => LlmError::Timeout,
         // Without the URL: a key may hide in it.
-        OpenAIError::Reqwest(e) => LlmError::Unreachable(e.without_url().to_string()),
+        OpenAIError::Reqwest(e) => {
+            let e = e.without_url();
+            let mut msg = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                msg.push_str(": ");
+                msg.push_str(&s.to_string());
+                source = s.source();
+            }
+            LlmError::Unreachable(msg)
+        }
         OpenAIError::JSONDeserialize(e, _) => LlmError::BadResponse(e.to_string()),
         other => LlmError::BadResponse(other.to_string()),
     }

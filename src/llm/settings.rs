@@ -163,8 +163,17 @@ impl LlmSettings {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return e("base_url", "must be an http:// or https:// URL");
             }
-            if reqwest::Url::parse(url).is_err() {
+            let Ok(parsed) = reqwest::Url::parse(url) else {
                 return e("base_url", "is not a valid URL");
+            };
+            if !parsed.username().is_empty()
+                || parsed.password().is_some()
+                || parsed.query().is_some()
+            {
+                return e(
+                    "base_url",
+                    "must carry no credentials or query string (the API paths are appended to it); put the key in api_key_env or api_key_file",
+                );
             }
             if self.model.trim().is_empty() {
                 return e("model", "must name the model when base_url is set");
@@ -264,6 +273,14 @@ mod tests {
             ..LlmSettings::default()
         };
         assert_eq!(s.validate().unwrap_err().0, "llm.base_url");
+        for bad in ["https://k@api.example/v1", "https://api.example/v1?key=x"] {
+            let s = LlmSettings {
+                base_url: bad.into(),
+                model: "m".into(),
+                ..LlmSettings::default()
+            };
+            assert_eq!(s.validate().unwrap_err().0, "llm.base_url", "{bad}");
+        }
         let s = LlmSettings {
             base_url: "http://localhost:11434/v1".into(),
             ..LlmSettings::default()
