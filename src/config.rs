@@ -33,6 +33,8 @@ pub struct Settings {
     pub snapshot_faults: crate::cluster::snapshot::Thresholds,
     /// The OpenAI-compatible LLM unknown faults are escalated to (none by default).
     pub llm: crate::llm::settings::LlmSettings,
+    /// Notifications: receivers, noise control, inhibition, maintenance windows.
+    pub alerting: crate::alerting::settings::AlertingSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -498,6 +500,9 @@ impl Settings {
             return e(&key, reason);
         }
         if let Err((key, reason)) = self.llm.validate() {
+            return e(&key, reason);
+        }
+        if let Err((key, reason)) = self.alerting.compile() {
             return e(&key, reason);
         }
         Ok(())

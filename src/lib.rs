@@ -15,6 +15,7 @@
 //! Everything but `actors`, `api` and `startup` is plain Rust with no actix types.
 
 pub mod actors;
+pub mod alerting;
 pub mod api;
 pub mod cli;
 pub mod cluster;

@@ -37,7 +37,7 @@ pub const FAULT_CLASSES: [&str; 14] = [
 pub(crate) const AUX_LITERALS: [&str; 3] = ["Exception", "Error", "\tat "];
 
 /// Severity of a fault rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
