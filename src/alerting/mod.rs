@@ -5,6 +5,7 @@
 
 pub mod engine;
 pub mod matcher;
+pub mod payload;
 pub mod settings;
 
 #[cfg(test)]
