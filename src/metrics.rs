@@ -84,6 +84,14 @@ pub struct Metrics {
     pub llm_escalations: IntCounterVec,
     /// Answers stored as `unverified` (no valid JSON or no valid evidence after the repair).
     pub llm_unverified: IntCounter,
+    /// Notification attempts by receiver (a configured name, or `-` for muted records) and
+    /// outcome (`sent`, `retry`, `failed`, `muted`).
+    pub alert_notifications: IntCounterVec,
+    /// Notifications waiting in the outbox.
+    pub alert_outbox_pending: IntGauge,
+    /// Current silences by state (`active`, `pending`, `expiring` within an hour,
+    /// `long_lived` over a week).
+    pub silences: IntGaugeVec,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -153,6 +161,16 @@ impl Metrics {
         )
         .expect("valid metric definition");
         r.register(Box::new(llm_budget_remaining.clone()))
+            .expect("metric registered once");
+        let silences = IntGaugeVec::new(
+            Opts::new(
+                "silences",
+                "Current silences by state (active, pending, expiring within an hour, long_lived over a week).",
+            ),
+            &["state"],
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(silences.clone()))
             .expect("metric registered once");
         let rules_seconds = Histogram::with_opts(
             HistogramOpts::new(
@@ -349,6 +367,18 @@ impl Metrics {
                 "llm_unverified_answers_total",
                 "LLM answers stored as unverified (no valid JSON or evidence after the repair).",
             ),
+            alert_notifications: counter_vec(
+                &r,
+                "alert_notifications_total",
+                "Notification attempts by receiver and outcome (sent, retry, failed, muted).",
+                &["receiver", "outcome"],
+            ),
+            alert_outbox_pending: gauge(
+                &r,
+                "alert_outbox_pending",
+                "Notifications waiting in the outbox.",
+            ),
+            silences,
             registry: r,
         }
     }

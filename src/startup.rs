@@ -174,6 +174,24 @@ impl Application {
             metrics.clone(),
         );
 
+        let alerting = Arc::new(
+            crate::alerting::runner::Alerting::new(
+                store.clone(),
+                metrics.clone(),
+                settings.alerting.clone(),
+            )
+            .await
+            .context("starting alerting")?,
+        );
+        {
+            let (a, m) = (alerting.clone(), metrics.clone());
+            let interval = Duration::from_secs(settings.alerting.evaluation_interval_secs);
+            Supervisor::start(
+                move |_: &mut actix::Context<crate::actors::alert::AlertActor>| {
+                    crate::actors::alert::AlertActor::new(a.clone(), m.clone(), interval)
+                },
+            );
+        }
         let scheduler = crate::actors::scheduler::SchedulerActor::new(
             scheduler_shared.clone(),
             Arc::new(crate::actors::scheduler::SystemClock),
@@ -189,6 +207,7 @@ impl Application {
             scheduler,
             scheduler_shared,
             escalator,
+            alerting,
         };
         let listener = TcpListener::bind(settings.listen_addr())
             .with_context(|| format!("binding {}", settings.server.listen))?;

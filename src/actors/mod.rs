@@ -3,6 +3,7 @@
 //! Stages are spawned sink-first (Record, Rules, Parse, Ingest) so each constructor receives
 //! its downstream address; every stage runs under `actix::Supervisor` with a bounded mailbox.
 
+pub mod alert;
 pub mod escalation;
 pub mod ingest;
 pub mod messages;

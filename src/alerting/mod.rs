@@ -6,6 +6,7 @@
 pub mod engine;
 pub mod matcher;
 pub mod payload;
+pub mod runner;
 pub mod settings;
 
 #[cfg(test)]

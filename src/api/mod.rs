@@ -1,6 +1,7 @@
 //! actix-web handlers only: decode the request, call the pipeline or the store, encode the
 //! answer. No business logic lives here.
 
+pub mod alerts;
 pub mod cluster;
 pub mod error;
 pub mod faults;
@@ -32,6 +33,7 @@ pub struct AppState {
     pub scheduler: actix::Addr<crate::actors::scheduler::SchedulerActor>,
     pub scheduler_shared: crate::actors::scheduler::SchedulerShared,
     pub escalator: Arc<crate::llm::escalator::Escalator>,
+    pub alerting: Arc<crate::alerting::runner::Alerting>,
 }
 
 async fn method_not_allowed() -> HttpResponse {
@@ -55,6 +57,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/faults/{id}/ack").route(web::post().to(faults::ack)))
         .service(resource("/api/faults/{id}/resolve").route(web::post().to(faults::resolve)))
         .service(resource("/api/faults/{id}/confirm").route(web::post().to(llm::confirm)))
+        .service(
+            resource("/api/faults/{id}/deliveries").route(web::get().to(alerts::fault_deliveries)),
+        )
+        .service(
+            resource("/api/silences")
+                .route(web::get().to(alerts::list_silences))
+                .route(web::post().to(alerts::create_silence)),
+        )
+        .service(resource("/api/silences/{id}").route(web::delete().to(alerts::delete_silence)))
         .service(resource("/api/llm").route(web::get().to(llm::status)))
         .service(resource("/api/llm/diagnose").route(web::post().to(llm::diagnose)))
         .service(resource("/api/rules").route(web::get().to(faults::list_rules)))

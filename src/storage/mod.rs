@@ -90,6 +90,8 @@ macro_rules! with_pool {
 mod faults;
 use faults::LastInsertId as _;
 pub use faults::{FaultQuery, FaultRow, FaultStatusChange};
+mod alerts;
+pub use alerts::{DeliveryRow, NewDelivery, SilenceRow};
 mod llm;
 pub use llm::{CacheEntry, CachedAnswer, LlmUpdate};
 mod status;

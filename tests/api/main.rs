@@ -1,10 +1,12 @@
 //! API and pipeline tests against the real application (one test binary, many modules).
 //! Every suite runs on SQLite, and on MariaDB / MySQL when `FAULTLINE_TEST_MYSQL_URL` is set.
 
+mod alerting;
 mod cluster_checks;
 mod cluster_e2e;
 mod crash;
 mod fake_openai;
+mod fake_webhook;
 mod faults;
 mod hadoop_sim;
 mod health;
