@@ -378,7 +378,148 @@ async fn wait_for_log(app: &TestApp, id: i64, pred: impl Fn(&[Value]) -> bool) -
     }
 }
 
+/// A real Alertmanager on a free port (`FAULTLINE_TEST_ALERTMANAGER`: its binary); `None` to
+/// skip outside CI (a failure under `CI=true`).
+struct RealAlertmanager {
+    url: String,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for RealAlertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_alertmanager() -> Option<RealAlertmanager> {
+    let bin = match std::env::var("FAULTLINE_TEST_ALERTMANAGER") {
+        Ok(b) if !b.trim().is_empty() => b,
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but FAULTLINE_TEST_ALERTMANAGER is not set")
+        }
+        _ => {
+            eprintln!("FAULTLINE_TEST_ALERTMANAGER not set: skipping the real Alertmanager test");
+            return None;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("am.yml");
+    std::fs::write(
+        &cfg,
+        "route:\n  receiver: blackhole\n  group_wait: 1s\nreceivers:\n  - name: blackhole\n",
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(&bin)
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
+    let am = RealAlertmanager {
+        url: format!("http://127.0.0.1:{port}"),
+        child,
+        _dir: dir,
+    };
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = reqwest::get(format!("{}/-/ready", am.url)).await
+            && r.status() == 200
+        {
+            return Some(am);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "Alertmanager did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn am_alerts(am: &RealAlertmanager) -> Vec<Value> {
+    reqwest::get(format!("{}/api/v2/alerts", am.url))
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+async fn a_real_alertmanager_shows_the_alert_firing_then_resolved(b: Backend) {
+    let Some(am) = start_alertmanager().await else {
+        return;
+    };
+    let url = am.url.clone();
+    let Some(app) = spawn_app_with(b, |s| {
+        fast(s, vec![receiver("am", ReceiverKind::Alertmanager, &url)])
+    })
+    .await
+    else {
+        return;
+    };
+    post_lines(&app, "dn4", &[full("dn4", 1)]).await;
+    let f = app.wait_faults("?host=dn4", |f| !f.is_empty()).await;
+    let id = f[0]["id"].as_i64().unwrap();
+    let start = Instant::now();
+    let alert = loop {
+        let alerts = am_alerts(&am).await;
+        if let Some(a) = alerts.iter().find(|a| a["labels"]["host"] == "dn4") {
+            break a.clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "not in Alertmanager: {alerts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(alert["labels"]["alertname"], "disk_full");
+    assert_eq!(alert["labels"]["severity"], "critical");
+    assert_eq!(alert["labels"]["cluster"], "default");
+    assert_eq!(alert["status"]["state"], "active");
+    assert_eq!(
+        alert["generatorURL"],
+        format!("http://faultline.test/api/faults/{id}")
+    );
+    assert!(alert["annotations"]["summary"].as_str().unwrap().len() > 3);
+    let r = app
+        .client
+        .post(app.url(&format!("/api/faults/{id}/resolve")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let start = Instant::now();
+    loop {
+        let alerts = am_alerts(&am).await;
+        if !alerts.iter().any(|a| a["labels"]["host"] == "dn4") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "still firing: {alerts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    app.stop().await;
+}
+
 both_backends!(
+    a_real_alertmanager_shows_the_alert_firing_then_resolved,
     one_notification_per_fault_and_one_per_group,
     a_receiver_that_is_down_loses_nothing_across_a_restart,
     robots_get_their_payloads_and_dingtalk_is_signed,
