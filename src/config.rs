@@ -35,6 +35,8 @@ pub struct Settings {
     pub llm: crate::llm::settings::LlmSettings,
     /// Notifications: receivers, noise control, inhibition, maintenance windows.
     pub alerting: crate::alerting::settings::AlertingSettings,
+    /// Approved remediation scripts.
+    pub remediation: crate::remediation::settings::RemediationSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -503,6 +505,9 @@ impl Settings {
             return e(&key, reason);
         }
         if let Err((key, reason)) = self.alerting.compile() {
+            return e(&key, reason);
+        }
+        if let Err((key, reason)) = self.remediation.validate() {
             return e(&key, reason);
         }
         Ok(())

@@ -26,6 +26,7 @@ pub mod ingest;
 pub mod llm;
 pub mod metrics;
 pub mod parse;
+pub mod remediation;
 pub mod rules;
 pub mod startup;
 pub mod storage;

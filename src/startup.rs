@@ -183,12 +183,18 @@ impl Application {
             .await
             .context("starting alerting")?,
         );
+        let remediator = Arc::new(crate::remediation::Remediator::new(
+            store.clone(),
+            settings.remediation.clone(),
+            settings.clusters.clone(),
+            rules.clone(),
+        ));
         {
-            let (a, m) = (alerting.clone(), metrics.clone());
+            let (a, m, r) = (alerting.clone(), metrics.clone(), remediator.clone());
             let interval = Duration::from_secs(settings.alerting.evaluation_interval_secs);
             Supervisor::start(
                 move |_: &mut actix::Context<crate::actors::alert::AlertActor>| {
-                    crate::actors::alert::AlertActor::new(a.clone(), m.clone(), interval)
+                    crate::actors::alert::AlertActor::new(a.clone(), m.clone(), r.clone(), interval)
                 },
             );
         }
@@ -208,6 +214,7 @@ impl Application {
             scheduler_shared,
             escalator,
             alerting,
+            remediator,
         };
         let listener = TcpListener::bind(settings.listen_addr())
             .with_context(|| format!("binding {}", settings.server.listen))?;

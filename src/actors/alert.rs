@@ -2,6 +2,8 @@
 //! alert engine (`alerting::runner`) and refreshes Alertmanager receivers; every second (and
 //! right after an evaluation) it delivers the outbox's due notifications. At most one of each
 //! runs at a time; neither ever blocks the log pipeline (they only read fault records).
+//! After each evaluation, unattended remediations are started where the rule and the global
+//! switch allow them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +15,8 @@ use crate::metrics::Metrics;
 
 pub struct AlertActor {
     alerting: Arc<Alerting>,
+    /// Unattended remediations are started after each evaluation (when allowed).
+    remediator: Arc<crate::remediation::Remediator>,
     metrics: Arc<Metrics>,
     interval: Duration,
     evaluating: bool,
@@ -20,9 +24,15 @@ pub struct AlertActor {
 }
 
 impl AlertActor {
-    pub fn new(alerting: Arc<Alerting>, metrics: Arc<Metrics>, interval: Duration) -> Self {
+    pub fn new(
+        alerting: Arc<Alerting>,
+        metrics: Arc<Metrics>,
+        remediator: Arc<crate::remediation::Remediator>,
+        interval: Duration,
+    ) -> Self {
         AlertActor {
             alerting,
+            remediator,
             metrics,
             interval,
             evaluating: false,
@@ -35,12 +45,15 @@ impl AlertActor {
             return;
         }
         self.evaluating = true;
-        let a = self.alerting.clone();
+        let (a, rem) = (self.alerting.clone(), self.remediator.clone());
         ctx.spawn(
             async move {
                 let now = crate::now_ms();
                 let r = a.evaluate(now).await;
                 a.refresh_alertmanagers(now).await;
+                if let Err(e) = rem.auto_sweep().await {
+                    tracing::warn!(error = %e, "starting unattended remediations failed");
+                }
                 r
             }
             .into_actor(self)

@@ -38,6 +38,12 @@ pub enum ApiError {
     /// The request is well-formed but cannot be carried out as asked (422).
     #[error("{0}")]
     Unprocessable(String),
+    /// Refused for safety, with the audit record of the refusal (422).
+    #[error("{reason}")]
+    Refused {
+        reason: String,
+        record: serde_json::Value,
+    },
     /// The LLM part of a request could not run: no LLM configured (503), the hourly budget
     /// spent (429), the provider rate limiting (503) or failing (502). `partial` is what was
     /// done before (the rule findings), returned in the body.
@@ -67,7 +73,9 @@ impl ResponseError for ApiError {
             ApiError::Overloaded { .. } | ApiError::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unprocessable(_) | ApiError::Refused { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::Llm { kind, .. } => match kind {
                 LlmFailure::BudgetExhausted => StatusCode::TOO_MANY_REQUESTS,
                 LlmFailure::NotConfigured | LlmFailure::RateLimited => {
@@ -114,6 +122,9 @@ impl ApiError {
         }
         if let ApiError::InvalidRules(e) = self {
             body["errors"] = json!(e.errors);
+        }
+        if let ApiError::Refused { record, .. } = self {
+            body["remediation"] = record.clone();
         }
         if let ApiError::Llm { kind, partial, .. } = self {
             body["code"] = json!(kind.code());

@@ -10,6 +10,7 @@ pub mod ingest;
 pub mod llm;
 pub mod logs;
 mod params;
+pub mod remediation;
 
 use std::sync::Arc;
 
@@ -34,6 +35,7 @@ pub struct AppState {
     pub scheduler_shared: crate::actors::scheduler::SchedulerShared,
     pub escalator: Arc<crate::llm::escalator::Escalator>,
     pub alerting: Arc<crate::alerting::runner::Alerting>,
+    pub remediator: Arc<crate::remediation::Remediator>,
 }
 
 async fn method_not_allowed() -> HttpResponse {
@@ -66,6 +68,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(alerts::create_silence)),
         )
         .service(resource("/api/silences/{id}").route(web::delete().to(alerts::delete_silence)))
+        .service(resource("/api/faults/{id}/remediate").route(web::post().to(remediation::propose)))
+        .service(
+            resource("/api/faults/{id}/remediations")
+                .route(web::get().to(remediation::list_for_fault)),
+        )
+        .service(resource("/api/remediations/{id}").route(web::get().to(remediation::get)))
+        .service(
+            resource("/api/remediations/{id}/approve").route(web::post().to(remediation::approve)),
+        )
         .service(resource("/api/llm").route(web::get().to(llm::status)))
         .service(resource("/api/llm/diagnose").route(web::post().to(llm::diagnose)))
         .service(resource("/api/rules").route(web::get().to(faults::list_rules)))

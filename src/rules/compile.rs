@@ -336,6 +336,9 @@ pub struct Rule {
     /// The fault class of its findings: `class` of the file, else the id.
     pub class: String,
     pub file: String,
+    /// The remediation script's file name, and whether it may run without approval.
+    pub script: Option<String>,
+    pub auto: bool,
     pub kind: RuleKind,
     pub title: String,
     pub severity: Severity,
@@ -864,6 +867,22 @@ fn compile_rule(file: &str, spec: RuleSpec) -> Result<Rule, Vec<RuleError>> {
             err("class", "only fault rules report a class".into());
         }
     }
+    if let Some(sc) = &spec.script {
+        let ok = !sc.is_empty()
+            && !sc.starts_with('.')
+            && sc
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !ok {
+            err(
+                "script",
+                format!("{sc:?} must be a plain file name (letters, digits, '.', '_', '-')"),
+            );
+        }
+    }
+    if spec.auto && spec.script.is_none() {
+        err("auto", "needs a `script` to run".into());
+    }
     if spec.title.trim().is_empty() {
         err("title", "must not be empty".into());
     }
@@ -1062,6 +1081,8 @@ fn compile_rule(file: &str, spec: RuleSpec) -> Result<Rule, Vec<RuleError>> {
     }
     Ok(Rule {
         class: spec.class.unwrap_or_else(|| spec.id.clone()),
+        script: spec.script,
+        auto: spec.auto,
         id: spec.id,
         file: file.to_string(),
         kind: spec.kind,

@@ -46,6 +46,13 @@ pub struct RuleSpec {
     pub remediation: Vec<String>,
     #[serde(default)]
     pub references: Vec<String>,
+    /// A remediation script (a file name in `remediation.scripts_dir`, allow-listed) an
+    /// operator can run for this fault after approval.
+    #[serde(default)]
+    pub script: Option<String>,
+    /// Run the script without approval (only when `remediation.auto` is on too).
+    #[serde(default)]
+    pub auto: bool,
     #[serde(default, rename = "signal")]
     pub signals: Vec<SignalSpec>,
     /// Root causes the cluster's latest snapshot decides (the first whose `when` holds).

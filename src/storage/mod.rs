@@ -92,6 +92,8 @@ use faults::LastInsertId as _;
 pub use faults::{FaultQuery, FaultRow, FaultStatusChange};
 mod alerts;
 pub use alerts::{DeliveryRow, NewDelivery, SilenceRow};
+mod remediation;
+pub use remediation::{NewRemediation, RemediationRow};
 mod llm;
 pub use llm::{CacheEntry, CachedAnswer, LlmUpdate};
 mod status;

@@ -73,6 +73,8 @@ pub struct ExecQuery {
     pub name: Option<String>,
     pub cluster: Option<String>,
     pub status: Option<String>,
+    /// Runs about one fault (remediations, refusals).
+    pub fault_id: Option<i64>,
     pub before_id: Option<i64>,
     pub limit: u32,
 }
@@ -148,6 +150,9 @@ impl Store {
             }
             if let Some(s) = &q.status {
                 qb.push(" AND status = ").push_bind(s.clone());
+            }
+            if let Some(f) = q.fault_id {
+                qb.push(" AND fault_id = ").push_bind(f);
             }
             if let Some(id) = q.before_id {
                 qb.push(" AND id < ").push_bind(id);

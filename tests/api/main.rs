@@ -15,5 +15,6 @@ mod ingest;
 mod llm;
 mod logs;
 mod pipeline;
+mod remediation;
 mod status_store;
 mod storage;
