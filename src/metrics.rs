@@ -383,6 +383,18 @@ impl Metrics {
         }
     }
 
+    /// The silences gauge, by state.
+    pub fn set_silences(&self, active: i64, pending: i64, expiring: i64, long_lived: i64) {
+        for (state, n) in [
+            ("active", active),
+            ("pending", pending),
+            ("expiring", expiring),
+            ("long_lived", long_lived),
+        ] {
+            self.silences.with_label_values(&[state]).set(n);
+        }
+    }
+
     /// The Prometheus text exposition format (0.0.4).
     pub fn render(&self) -> Result<String, prometheus::Error> {
         let mut buf = Vec::new();

@@ -80,6 +80,18 @@ impl Silence {
     }
 }
 
+/// How a current silence stands: active (else pending), expiring (active, ends within an
+/// hour), long-lived (spans over a week: likely forgotten).
+pub fn silence_flags(starts_ms: i64, ends_ms: i64, now_ms: i64) -> (bool, bool, bool) {
+    const HOUR_MS: i64 = 3_600_000;
+    let active = starts_ms <= now_ms;
+    (
+        active,
+        active && ends_ms - now_ms <= HOUR_MS,
+        ends_ms - starts_ms > 7 * 24 * HOUR_MS,
+    )
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Reason {

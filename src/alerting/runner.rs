@@ -138,10 +138,21 @@ impl Alerting {
     pub async fn evaluate(&self, now_ms: i64) -> Result<usize, StoreError> {
         let rows = self.store.open_faults(20_000).await?;
         let views: Vec<FaultView> = rows.iter().map(FaultView::from_row).collect();
-        let silences: Vec<Silence> = self
-            .store
-            .current_silences(now_ms)
-            .await?
+        let rows_s = self.store.current_silences(now_ms).await?;
+        let (mut a, mut p, mut x, mut l) = (0, 0, 0, 0);
+        for s in &rows_s {
+            let (active, expiring, long) =
+                super::engine::silence_flags(s.starts_at, s.ends_at, now_ms);
+            if active {
+                a += 1;
+            } else {
+                p += 1;
+            }
+            x += i64::from(expiring);
+            l += i64::from(long);
+        }
+        self.metrics.set_silences(a, p, x, l);
+        let silences: Vec<Silence> = rows_s
             .into_iter()
             .filter_map(|s| {
                 let list: Vec<String> = serde_json::from_str(&s.matchers).ok()?;
@@ -222,6 +233,9 @@ impl Alerting {
 
     /// Try every due notification once; returns how many were tried.
     pub async fn deliver_due(&self, now_ms: i64) -> Result<usize, StoreError> {
+        self.metrics
+            .alert_outbox_pending
+            .set(self.store.pending_deliveries().await?);
         let rows = self.store.due_deliveries(now_ms, 100).await?;
         let n = rows.len();
         for row in rows {

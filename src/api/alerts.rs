@@ -13,9 +13,6 @@ use super::logs::rfc3339_ms;
 use super::{ApiError, AppState, params};
 use crate::alerting::matcher::parse_all;
 
-const HOUR_MS: i64 = 3_600_000;
-const LONG_LIVED_MS: i64 = 7 * 24 * HOUR_MS;
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewSilence {
@@ -80,9 +77,8 @@ pub async fn list_silences(state: web::Data<AppState>) -> Result<HttpResponse, A
     let out: Vec<serde_json::Value> = rows
         .into_iter()
         .map(|r| {
-            let is_active = r.starts_at <= now;
-            let is_expiring = is_active && r.ends_at - now <= HOUR_MS;
-            let is_long = r.ends_at - r.starts_at > LONG_LIVED_MS;
+            let (is_active, is_expiring, is_long) =
+                crate::alerting::engine::silence_flags(r.starts_at, r.ends_at, now);
             if is_active {
                 active += 1;
             } else {
@@ -104,11 +100,9 @@ pub async fn list_silences(state: web::Data<AppState>) -> Result<HttpResponse, A
             })
         })
         .collect();
-    let g = &state.metrics.silences;
-    g.with_label_values(&["active"]).set(active);
-    g.with_label_values(&["pending"]).set(pending);
-    g.with_label_values(&["expiring"]).set(expiring);
-    g.with_label_values(&["long_lived"]).set(long_lived);
+    state
+        .metrics
+        .set_silences(active, pending, expiring, long_lived);
     Ok(HttpResponse::Ok().json(serde_json::json!({ "silences": out })))
 }
 

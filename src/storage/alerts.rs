@@ -168,6 +168,16 @@ impl Store {
         Ok(rows)
     }
 
+    /// Notifications waiting in the outbox.
+    pub async fn pending_deliveries(&self) -> Result<i64, StoreError> {
+        let (n,): (i64,) = with_pool!(self, pool => {
+            sqlx::query_as("SELECT COUNT(*) FROM alert_outbox WHERE status = 'pending'")
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(n)
+    }
+
     /// Record an attempt: `sent`, `failed` (given up), or still `pending` until `next_ms`.
     pub async fn record_attempt(
         &self,

@@ -329,9 +329,25 @@ async fn silences_mute_and_expire(b: Backend) {
         let (code, _, _) = app.post_json("/api/silences", &bad).await;
         assert_eq!(code, 400, "{bad}");
     }
+    // A forgotten-looking one: a month long.
+    let (code, _, _) = app
+        .post_json(
+            "/api/silences",
+            &json!({"matchers": ["cluster=\"lab\""], "duration": "30d", "created_by": "bob"}),
+        )
+        .await;
+    assert_eq!(code, 201);
     let list = app.get_json("/api/silences").await;
     assert_eq!(list["silences"][0]["state"], "active");
     assert_eq!(list["silences"][0]["expiring"], false);
+    assert_eq!(list["silences"][0]["long_lived"], false);
+    assert_eq!(list["silences"][1]["long_lived"], true);
+    let m = app.metrics().await;
+    assert!(m.contains("faultline_silences{state=\"active\"} 2"), "{m}");
+    assert!(
+        m.contains("faultline_silences{state=\"long_lived\"} 1"),
+        "{m}"
+    );
     post_lines(&app, "dn3", &[full("dn3", 1)]).await;
     let f = app.wait_faults("?host=dn3", |f| !f.is_empty()).await;
     let id = f[0]["id"].as_i64().unwrap();
