@@ -189,12 +189,22 @@ impl Application {
             settings.clusters.clone(),
             rules.clone(),
         ));
+        remediator
+            .recover()
+            .await
+            .context("recovering remediations interrupted by the last stop")?;
         {
             let (a, m, r) = (alerting.clone(), metrics.clone(), remediator.clone());
             let interval = Duration::from_secs(settings.alerting.evaluation_interval_secs);
             Supervisor::start(
                 move |_: &mut actix::Context<crate::actors::alert::AlertActor>| {
-                    crate::actors::alert::AlertActor::new(a.clone(), m.clone(), r.clone(), interval)
+                    crate::actors::alert::AlertActor::new(
+                        a.clone(),
+                        m.clone(),
+                        r.clone(),
+                        interval,
+                        retention,
+                    )
                 },
             );
         }

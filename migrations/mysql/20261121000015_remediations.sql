@@ -1,6 +1,7 @@
 -- Remediations: proposed for a fault, approved (or run unattended), run (the run itself is an
 -- exec_logs row), then judged by a re-check. Refused proposals (a parameter that failed
--- validation) are kept too: the audit trail.
+-- validation) are kept too: the audit trail. open_fault = fault_id while proposed or running
+-- (NULL after), so a fault has at most one open remediation.
 CREATE TABLE IF NOT EXISTS remediations (
     id           BIGINT       NOT NULL AUTO_INCREMENT PRIMARY KEY,
     fault_id     BIGINT       NOT NULL,
@@ -17,6 +18,8 @@ CREATE TABLE IF NOT EXISTS remediations (
     exec_log_id  BIGINT       NULL,
     finished_at  BIGINT       NULL,
     message      TEXT         NOT NULL,
+    open_fault   BIGINT       NULL,
+    UNIQUE KEY uq_remediations_open (open_fault),
     KEY idx_remediations_fault (fault_id),
     KEY idx_remediations_status (status)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4

@@ -1,6 +1,7 @@
 -- Remediations: proposed for a fault, approved (or run unattended), run (the run itself is an
 -- exec_logs row), then judged by a re-check. Refused proposals (a parameter that failed
--- validation) are kept too: the audit trail.
+-- validation) are kept too: the audit trail. open_fault = fault_id while proposed or running
+-- (NULL after), so a fault has at most one open remediation.
 CREATE TABLE IF NOT EXISTS remediations (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
     fault_id     BIGINT  NOT NULL,
@@ -16,7 +17,8 @@ CREATE TABLE IF NOT EXISTS remediations (
     approved_at  BIGINT  NULL,
     exec_log_id  BIGINT  NULL,
     finished_at  BIGINT  NULL,
-    message      TEXT    NOT NULL
+    message      TEXT    NOT NULL,
+    open_fault   BIGINT  NULL UNIQUE
 );
 CREATE INDEX IF NOT EXISTS idx_remediations_fault ON remediations (fault_id);
 CREATE INDEX IF NOT EXISTS idx_remediations_status ON remediations (status);

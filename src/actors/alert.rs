@@ -19,6 +19,8 @@ pub struct AlertActor {
     remediator: Arc<crate::remediation::Remediator>,
     metrics: Arc<Metrics>,
     interval: Duration,
+    /// Finished notifications and ended silences older than this are deleted (hourly).
+    retention: Option<Duration>,
     evaluating: bool,
     delivering: bool,
 }
@@ -29,10 +31,12 @@ impl AlertActor {
         metrics: Arc<Metrics>,
         remediator: Arc<crate::remediation::Remediator>,
         interval: Duration,
+        retention: Option<Duration>,
     ) -> Self {
         AlertActor {
             alerting,
             remediator,
+            retention,
             metrics,
             interval,
             evaluating: false,
@@ -93,6 +97,26 @@ impl Actor for AlertActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(self.interval, |act, ctx| act.evaluate(ctx));
         ctx.run_interval(Duration::from_secs(1), |act, ctx| act.deliver(ctx));
+        if let Some(keep) = self.retention {
+            ctx.run_interval(Duration::from_secs(3600), move |act, ctx| {
+                let a = act.alerting.clone();
+                let before = crate::now_ms() - i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+                ctx.spawn(
+                    async move {
+                        match a.prune(before).await {
+                            Ok(n) if n > 0 => {
+                                tracing::info!(deleted = n, "old notifications pruned")
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "pruning old notifications failed")
+                            }
+                        }
+                    }
+                    .into_actor(act),
+                );
+            });
+        }
         // Notifications left pending by a previous run go out at once.
         self.deliver(ctx);
     }

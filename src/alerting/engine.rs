@@ -186,13 +186,14 @@ pub struct AlertState {
     pub queued: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Group {
     due_ms: i64,
     labels: Labels,
     alerts: Vec<AlertEvent>,
 }
 
+#[derive(Clone)]
 pub struct AlertEngine {
     policy: AlertPolicy,
     states: HashMap<String, AlertState>,
@@ -212,7 +213,14 @@ impl AlertEngine {
 
     /// Take back persisted states (at start).
     pub fn restore(&mut self, states: impl IntoIterator<Item = (String, AlertState)>) {
-        self.states.extend(states);
+        for (fp, mut st) in states {
+            // A resolved message that was waiting in a group when the engine stopped is sent
+            // again (`queued` is not persisted).
+            if let Phase::Resolved { since_ms, at_ms } = st.phase {
+                st.phase = Phase::Resolving { since_ms, at_ms };
+            }
+            self.states.insert(fp, st);
+        }
     }
 
     pub fn states(&self) -> &HashMap<String, AlertState> {
@@ -234,6 +242,7 @@ impl AlertEngine {
         let p = self.policy.clone();
         let mut events: Vec<AlertEvent> = Vec::new();
         let mut seen = std::collections::HashSet::new();
+        let mut back: Vec<String> = Vec::new();
 
         for f in open {
             seen.insert(f.fingerprint.clone());
@@ -269,9 +278,23 @@ impl AlertEngine {
                 Phase::Resolving { since_ms, .. } | Phase::Resolved { since_ms, .. } => {
                     st.flaps += 1;
                     st.queued = false;
+                    back.push(f.fingerprint.clone());
                     Phase::Firing { since_ms }
                 }
             };
+            // Routes, silences and messages see the fault as it is now (severity included);
+            // its identity stays the fingerprint.
+            if matches!(st.phase, Phase::Firing { .. }) {
+                st.labels = f.labels();
+            }
+        }
+        // A resolved message still waiting in a group is withdrawn when the fault is back.
+        if !back.is_empty() {
+            for g in self.groups.values_mut() {
+                g.alerts
+                    .retain(|a| !(a.resolved() && back.contains(&a.fingerprint)));
+            }
+            self.groups.retain(|_, g| !g.alerts.is_empty());
         }
         for (fp, st) in self.states.iter_mut() {
             if seen.contains(fp) {
@@ -307,6 +330,19 @@ impl AlertEngine {
             let Some(st) = self.states.get_mut(&fp) else {
                 continue;
             };
+            if matches!(st.phase, Phase::Firing { .. }) {
+                let by = mute_reason(&p, &fp, &st.labels, now_ms, silences, &firing_labels);
+                if by != st.muted_by {
+                    if let Some(by) = &by {
+                        muted.push(Muted {
+                            fingerprint: fp.clone(),
+                            fault_id: st.fault.id,
+                            by: by.clone(),
+                        });
+                    }
+                    st.muted_by = by;
+                }
+            }
             if st.queued {
                 continue;
             }
@@ -331,18 +367,7 @@ impl AlertEngine {
             };
             let Some(reason) = reason else { continue };
             if reason != Reason::Resolved {
-                let by = mute_reason(&p, &fp, &st.labels, now_ms, silences, &firing_labels);
-                if by != st.muted_by {
-                    if let Some(by) = &by {
-                        muted.push(Muted {
-                            fingerprint: fp.clone(),
-                            fault_id: st.fault.id,
-                            by: by.clone(),
-                        });
-                    }
-                    st.muted_by = by.clone();
-                }
-                if by.is_some() {
+                if st.muted_by.is_some() {
                     continue;
                 }
             } else if st.notified.is_none() {

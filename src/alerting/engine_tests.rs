@@ -384,3 +384,59 @@ fn persisted_states_survive_a_restart_without_repeats_or_losses() {
         .collect();
     assert_eq!(hosts, vec!["dn2"], "dn1 not repeated, dn2 not lost");
 }
+
+#[test]
+fn a_fault_back_before_its_queued_resolved_is_sent_withdraws_it() {
+    let s = AlertingSettings {
+        flap_window_secs: 0,
+        ..settings()
+    };
+    let mut e = engine(&s);
+    let f = fault(1, "disk_full", "dn1");
+    let mut sent = run(&mut e, 0, 35 * S, std::slice::from_ref(&f), &[]);
+    assert_eq!(reasons(&sent), vec![vec![Reason::New]]);
+    // Resolved at 40 s (queued for group_wait), back at 50 s.
+    sent.extend(run(&mut e, 40 * S, 45 * S, &[], &[]));
+    sent.extend(run(&mut e, 50 * S, 200 * S, std::slice::from_ref(&f), &[]));
+    assert_eq!(reasons(&sent), vec![vec![Reason::New]], "no false resolved");
+}
+
+#[test]
+fn a_resolved_waiting_in_a_group_at_a_restart_is_sent_after_it() {
+    let s = AlertingSettings {
+        flap_window_secs: 0,
+        ..settings()
+    };
+    let mut e = engine(&s);
+    let f = fault(1, "disk_full", "dn1");
+    run(&mut e, 0, 35 * S, std::slice::from_ref(&f), &[]);
+    assert!(run(&mut e, 40 * S, 45 * S, &[], &[]).is_empty(), "queued");
+    let saved: Vec<(String, AlertState)> = e
+        .states()
+        .iter()
+        .map(|(k, v)| {
+            let json = serde_json::to_string(v).unwrap();
+            (k.clone(), serde_json::from_str(&json).unwrap())
+        })
+        .collect();
+    let mut again = engine(&s);
+    again.restore(saved);
+    let sent = run(&mut again, 50 * S, 100 * S, &[], &[]);
+    assert_eq!(reasons(&sent), vec![vec![Reason::Resolved]]);
+    assert!(again.states().is_empty());
+}
+
+#[test]
+fn a_severity_rise_is_routed_by_the_new_severity() {
+    let mut s = settings();
+    s.group_wait_secs = 0;
+    s.receivers = vec![receiver("pager", &[r#"severity="critical""#])];
+    let mut e = engine(&s);
+    let mut f = fault(1, "flume_backlog", "a1");
+    f.severity = Severity::Warning;
+    assert!(run(&mut e, 0, 5 * S, std::slice::from_ref(&f), &[]).is_empty());
+    f.severity = Severity::Critical;
+    let sent = run(&mut e, 10 * S, 15 * S, std::slice::from_ref(&f), &[]);
+    assert_eq!(reasons(&sent), vec![vec![Reason::Escalated]]);
+    assert_eq!(sent[0].alerts[0].labels["severity"], "critical");
+}

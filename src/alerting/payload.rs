@@ -107,6 +107,29 @@ pub fn alertmanager(alerts: &[&AlertEvent], ctx: &Context<'_>, until_ms: i64) ->
     )
 }
 
+/// An Alertmanager body stored earlier, with every firing alert (its `endsAt` in the future)
+/// held until `now_ms + hold_ms`: a delivery retried after a while does not arrive expired.
+pub fn alertmanager_hold(stored: &str, now_ms: i64, hold_ms: i64) -> String {
+    let Ok(Value::Array(mut alerts)) = serde_json::from_str::<Value>(stored) else {
+        return stored.to_string();
+    };
+    let now = rfc3339(now_ms);
+    for a in &mut alerts {
+        let ends = a.get("endsAt").and_then(|e| e.as_str()).unwrap_or("");
+        // RFC 3339 in UTC with millis sorts as text.
+        if ends > now.as_str() {
+            a["endsAt"] = json!(rfc3339(now_ms + hold_ms));
+        }
+    }
+    Value::Array(alerts).to_string()
+}
+
+/// `endsAt` of a firing alert in a stored Alertmanager body (9999-12-31T23:59:59.999Z).
+const OPEN_ENDED_MS: i64 = 253_402_300_799_999;
+
+/// WeCom robots refuse markdown over 4096 bytes.
+const WECOM_MAX: usize = 4000;
+
 struct Words {
     firing: &'static str,
     resolved: &'static str,
@@ -214,8 +237,10 @@ pub fn body(kind: ReceiverKind, n: &Notification, ctx: &Context<'_>) -> Value {
     match kind {
         ReceiverKind::Webhook => webhook(n, ctx),
         ReceiverKind::Alertmanager => {
+            // Firing alerts are stored open-ended; `alertmanager_hold` gives them their real
+            // `endsAt` when each attempt is sent.
             let alerts: Vec<&AlertEvent> = n.alerts.iter().collect();
-            alertmanager(&alerts, ctx, crate::now_ms() + 300_000)
+            alertmanager(&alerts, ctx, OPEN_ENDED_MS)
         }
         ReceiverKind::Dingtalk => {
             let (title, text) = markdown(n, ctx);
@@ -223,19 +248,30 @@ pub fn body(kind: ReceiverKind, n: &Notification, ctx: &Context<'_>) -> Value {
         }
         ReceiverKind::Wecom => {
             let (_, text) = markdown(n, ctx);
+            let cut = crate::storage::truncate_str(&text, WECOM_MAX);
+            let text = if cut.len() < text.len() {
+                format!("{cut}\n…")
+            } else {
+                text
+            };
             json!({ "msgtype": "markdown", "markdown": { "content": text } })
         }
         ReceiverKind::Slack => {
             let (_, text) = markdown(n, ctx);
-            // Slack's mrkdwn: *bold*, no headings.
+            // Slack's mrkdwn: *bold*, <url|text> links, no headings.
             let text = text
                 .replace("### ", "*")
                 .replacen("\n\n", "*\n\n", 1)
                 .replace("**", "*");
+            let text = MD_LINK.replace_all(&text, "<$2|$1>").into_owned();
             json!({ "text": text })
         }
     }
 }
+
+static MD_LINK: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"\[([^\]]*)\]\(([^)\s]+)\)").expect("valid link regex")
+});
 
 /// DingTalk's signed URL: `&timestamp=..&sign=..`, the sign being
 /// base64(HMAC-SHA256(secret, "{timestamp}\n{secret}")), URL-encoded.
@@ -349,6 +385,39 @@ mod tests {
         let (title, body) = markdown(&note(Reason::Resolved, &["dn1"]), &zh);
         assert_eq!(title, "[已恢复] DataNode lost by the NameNode");
         assert!(body.contains("根因"));
+    }
+
+    #[test]
+    fn wecom_messages_fit_and_slack_links_use_its_syntax() {
+        let hosts: Vec<String> = (0..60)
+            .map(|i| format!("datanode-{i:02}.example.com"))
+            .collect();
+        let refs: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        let n = note(Reason::New, &refs);
+        let w = body(ReceiverKind::Wecom, &n, &CTX);
+        assert!(w["markdown"]["content"].as_str().unwrap().len() <= WECOM_MAX + 4);
+        let s = body(ReceiverKind::Slack, &note(Reason::New, &["dn1"]), &CTX);
+        let text = s["text"].as_str().unwrap();
+        assert!(
+            text.contains("<http://faultline:8000/api/faults/1|Details>"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_alertmanager_retry_keeps_firing_alerts_alive() {
+        let stored = json!([
+            {"labels": {"a": "1"}, "endsAt": "2099-01-01T00:00:00.000Z"},
+            {"labels": {"a": "2"}, "endsAt": "2020-01-01T00:00:00.000Z"}
+        ])
+        .to_string();
+        let now = 1_763_700_000_000;
+        let v: Value = serde_json::from_str(&alertmanager_hold(&stored, now, 300_000)).unwrap();
+        assert_eq!(v[0]["endsAt"], rfc3339(now + 300_000));
+        assert_eq!(
+            v[1]["endsAt"], "2020-01-01T00:00:00.000Z",
+            "resolved stays resolved"
+        );
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub struct Alerting {
     engine: Mutex<AlertEngine>,
     http: reqwest::Client,
     last_am_push_ms: Mutex<i64>,
+    /// The last save failed: the next one writes every state.
+    full_save: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -106,6 +108,13 @@ impl Alerting {
         if bad > 0 {
             tracing::warn!(bad, "unreadable alert states were dropped");
         }
+        let released = store.release_deliveries().await?;
+        if released > 0 {
+            tracing::info!(
+                released,
+                "notifications interrupted by the last stop are pending again"
+            );
+        }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(settings.timeout_secs))
             .build()?;
@@ -116,6 +125,7 @@ impl Alerting {
             engine: Mutex::new(engine),
             http,
             last_am_push_ms: Mutex::new(0),
+            full_save: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -165,14 +175,18 @@ impl Alerting {
                 })
             })
             .collect();
-        let (eval, upserts, deletes) = {
+        // The engine moves on only once its notifications and states are stored: on a store
+        // error it is put back as it was, and the same evaluation happens again next time.
+        let (snapshot, eval, upserts, deletes) = {
             let mut engine = lock(&self.engine);
-            let before = engine.states().clone();
+            let snapshot = engine.clone();
+            let full = self.full_save.load(std::sync::atomic::Ordering::Acquire);
             let eval = engine.evaluate(now_ms, &views, &silences);
+            let before = snapshot.states();
             let after = engine.states();
             let upserts: Vec<(String, String)> = after
                 .iter()
-                .filter(|(k, v)| before.get(*k) != Some(*v))
+                .filter(|(k, v)| full || before.get(*k) != Some(*v))
                 .map(|(k, v)| (k.clone(), serde_json::to_string(v).unwrap_or_default()))
                 .collect();
             let deletes: Vec<String> = before
@@ -180,11 +194,35 @@ impl Alerting {
                 .filter(|k| !after.contains_key(*k))
                 .cloned()
                 .collect();
-            (eval, upserts, deletes)
+            (snapshot, eval, upserts, deletes)
         };
-        self.store
-            .save_alert_states(&upserts, &deletes, now_ms)
-            .await?;
+        let stored = self
+            .store_evaluation(&eval, &upserts, &deletes, now_ms)
+            .await;
+        match stored {
+            Ok(n) => {
+                self.full_save
+                    .store(false, std::sync::atomic::Ordering::Release);
+                Ok(n)
+            }
+            Err(e) => {
+                *lock(&self.engine) = snapshot;
+                self.full_save
+                    .store(true, std::sync::atomic::Ordering::Release);
+                Err(e)
+            }
+        }
+    }
+
+    /// Outbox rows first, then the states: a crash in between sends a notification twice
+    /// rather than never.
+    async fn store_evaluation(
+        &self,
+        eval: &super::engine::Evaluation,
+        upserts: &[(String, String)],
+        deletes: &[String],
+        now_ms: i64,
+    ) -> Result<usize, StoreError> {
         let ctx = self.ctx();
         let mut enqueued = 0;
         for n in &eval.notifications {
@@ -192,7 +230,7 @@ impl Alerting {
                 continue;
             };
             let body = payload::body(r.kind, n, &ctx).to_string();
-            let mut reasons: Vec<&str> = n.alerts.iter().map(|a| reason_str(a)).collect();
+            let mut reasons: Vec<&str> = n.alerts.iter().map(reason_str).collect();
             reasons.sort_unstable();
             reasons.dedup();
             let ids: Vec<i64> = n.alerts.iter().map(|a| a.fault.id).collect();
@@ -228,6 +266,9 @@ impl Alerting {
                 })
                 .await?;
         }
+        self.store
+            .save_alert_states(upserts, deletes, now_ms)
+            .await?;
         Ok(enqueued)
     }
 
@@ -239,6 +280,10 @@ impl Alerting {
         let rows = self.store.due_deliveries(now_ms, 100).await?;
         let n = rows.len();
         for row in rows {
+            // Claimed by one deliverer only (a second engine on the same database skips it).
+            if !self.store.claim_delivery(row.id).await? {
+                continue;
+            }
             let outcome = self.attempt(&row, now_ms).await;
             let (status, next, error, label) = match &outcome {
                 Attempt::Sent => ("sent", now_ms, None, "sent"),
@@ -267,9 +312,19 @@ impl Alerting {
                 error: format!("receiver {:?} is no longer configured", row.receiver),
             };
         };
-        let result = self.post(r, &row.payload, now_ms).await;
+        let body = if r.kind == ReceiverKind::Alertmanager {
+            payload::alertmanager_hold(&row.payload, now_ms, AM_HOLD_MS)
+        } else {
+            row.payload.clone()
+        };
+        let result = self.post(r, &body, now_ms).await;
         match result {
             Ok(()) => Attempt::Sent,
+            // The receiver refuses this request as such (not rate limiting): retrying cannot
+            // help.
+            Err(error) if error.starts_with("HTTP 4") && !error.starts_with("HTTP 429") => {
+                Attempt::Failed { error }
+            }
             Err(error) => {
                 let attempts = u32::try_from(row.attempts)
                     .unwrap_or(u32::MAX)
@@ -326,6 +381,11 @@ impl Alerting {
             }
         }
         Ok(())
+    }
+
+    /// Delete finished outbox rows and ended silences older than `before_ms`.
+    pub async fn prune(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.store.prune_alerting(before_ms).await
     }
 
     /// Push the alerts firing (notified, not muted) to each Alertmanager receiver again, at

@@ -189,8 +189,11 @@ impl AlertingSettings {
         let mut routes = Vec::new();
         for (i, r) in self.receivers.iter().enumerate() {
             let at = format!("receivers[{i}]");
-            if r.name.trim().is_empty() {
-                return e(format!("{at}.name"), "must not be empty".into());
+            if r.name.trim().is_empty() || r.name.len() > 64 || r.name == "-" {
+                return e(
+                    format!("{at}.name"),
+                    "must be 1-64 characters (and not \"-\")".into(),
+                );
             }
             if self.receivers[..i].iter().any(|o| o.name == r.name) {
                 return e(

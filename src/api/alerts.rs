@@ -46,11 +46,10 @@ pub async fn create_silence(
     let starts = params::time("starts_at", s.starts_at.as_deref())?.unwrap_or(now);
     let ends = match (params::time("ends_at", s.ends_at.as_deref())?, &s.duration) {
         (Some(e), None) => e,
-        (None, Some(d)) => {
-            starts
-                + crate::rules::compile::parse_duration_ms(d)
-                    .map_err(|e| ApiError::BadRequest(format!("`duration`: {e}")))?
-        }
+        (None, Some(d)) => crate::rules::compile::parse_duration_ms(d)
+            .map_err(|e| ApiError::BadRequest(format!("`duration`: {e}")))?
+            .checked_add(starts)
+            .ok_or_else(|| ApiError::BadRequest("`duration` is too long".into()))?,
         _ => {
             return Err(ApiError::BadRequest(
                 "give `ends_at` (RFC 3339) or `duration` (\"90m\", \"2h\"), not both".into(),

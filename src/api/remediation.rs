@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{ApiError, AppState};
 use crate::remediation::RemediateError;
-use crate::storage::{ExecQuery, RemediationRow};
+use crate::storage::RemediationRow;
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -117,18 +117,10 @@ pub async fn get(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no remediation with id {id}")))?;
     let mut v = out(&row, &state.settings.remediation.scripts_dir);
-    if let Some(exec_id) = row.exec_log_id {
-        let logs = state
-            .store
-            .query_exec_logs(&ExecQuery {
-                fault_id: Some(row.fault_id),
-                limit: 100,
-                ..Default::default()
-            })
-            .await?;
-        if let Some(l) = logs.into_iter().find(|l| l.id == exec_id) {
-            v["exec_log"] = serde_json::to_value(l).unwrap_or_default();
-        }
+    if let Some(exec_id) = row.exec_log_id
+        && let Some(l) = state.store.get_exec_log(exec_id).await?
+    {
+        v["exec_log"] = serde_json::to_value(l).unwrap_or_default();
     }
     Ok(HttpResponse::Ok().json(v))
 }

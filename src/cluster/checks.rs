@@ -381,11 +381,13 @@ pub async fn run_program(
     log.kind = kind.into();
     log.args = args.to_vec();
     let started = Instant::now();
+    // Its own process group, so a timeout stops what it started too (an ssh, a sleep).
     let child = tokio::process::Command::new(program)
         .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn();
     let child = match child {
@@ -396,8 +398,15 @@ pub async fn run_program(
             return log;
         }
     };
+    let pgid = child.id().and_then(|p| i32::try_from(p).ok());
     match tokio::time::timeout(ctx.timeout, child.wait_with_output()).await {
         Err(_) => {
+            if let Some(pgid) = pgid {
+                // SAFETY: kill(2) on the child's own process group; no memory is involved.
+                unsafe {
+                    libc::kill(-pgid, libc::SIGKILL);
+                }
+            }
             log.stderr = format!("stopped after {:?} (timeout)", ctx.timeout);
             finish(&mut log, started, "timeout");
         }

@@ -69,10 +69,14 @@ pub fn plan(
 ) -> Result<Plan, PlanError> {
     let ev: serde_json::Value = serde_json::from_str(&fault.evidence).unwrap_or_default();
     let rule_id = ev.get("rule_id").and_then(|r| r.as_str());
-    let rule = rules
+    // The rule that found the fault; else (an LLM diagnosis naming a known class) the rule of
+    // that class, which may only run after approval.
+    let by_rule = rules
         .rules
         .iter()
         .find(|r| Some(r.id.as_str()) == rule_id && r.script.is_some())
+        .filter(|_| fault.source == "rule" || fault.source == "health_check");
+    let rule = by_rule
         .or_else(|| {
             rules
                 .rules
@@ -99,13 +103,19 @@ pub fn plan(
     };
     let known = cluster.host_names();
     let entity = ev.get("entity").and_then(|e| e.as_str()).unwrap_or("");
-    let candidates = [entity_host(entity), fault.host.as_str()];
-    let Some(host) = candidates
-        .iter()
-        .find(|h| plain_host(h) && known.iter().any(|k| k == *h))
+    // What the fault is about (the DataNode of `datanode_lost`), never the host that merely
+    // logged it; a fault without an entity is about its host.
+    let target = if entity.is_empty() {
+        fault.host.as_str()
+    } else {
+        entity_host(entity)
+    };
+    let Some(host) = [target]
+        .into_iter()
+        .find(|h| plain_host(h) && known.iter().any(|k| k == h))
     else {
-        let h = if fault.host.is_empty() {
-            entity
+        let h = if plain_host(target) || fault.host.is_empty() {
+            target
         } else {
             &fault.host
         };
@@ -142,7 +152,7 @@ pub fn plan(
         ],
         cluster: cluster.name.clone(),
         host: host.to_string(),
-        auto: rule.auto,
+        auto: rule.auto && by_rule.is_some(),
     })
 }
 
@@ -230,7 +240,7 @@ impl Remediator {
         let set = self.rules.current();
         match plan(&fault, &set, &self.settings, &self.clusters) {
             Ok(p) => {
-                let id = self
+                let inserted = self
                     .store
                     .insert_remediation(&NewRemediation {
                         fault_id,
@@ -244,7 +254,17 @@ impl Remediator {
                         message: "awaiting approval",
                         now_ms: now,
                     })
-                    .await?;
+                    .await;
+                let id = match inserted {
+                    Ok(id) => id,
+                    // Another proposal got there first (one open remediation per fault).
+                    Err(StoreError::Sql(sqlx::Error::Database(db))) if db.is_unique_violation() => {
+                        return Err(RemediateError::Conflict(format!(
+                            "fault {fault_id} already has an open remediation"
+                        )));
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 self.row(id).await
             }
             Err(PlanError::Refused { host, reason }) => {
@@ -324,6 +344,8 @@ impl Remediator {
 
     async fn run(self: &Arc<Self>, row: RemediationRow) -> Result<(), StoreError> {
         let args: Vec<String> = serde_json::from_str(&row.args).unwrap_or_default();
+        // What the fault looked like when the script ran (the re-check compares).
+        let before = self.store.get_fault(row.fault_id).await?;
         let program = Path::new(&self.settings.scripts_dir).join(&row.script);
         let ctx = crate::cluster::checks::CheckContext::new(
             Duration::from_secs(self.settings.timeout_secs),
@@ -361,48 +383,60 @@ impl Remediator {
             .finish_remediation(row.id, status, Some(exec_id), &message, finished)
             .await?;
         tracing::info!(remediation = row.id, fault = row.fault_id, script = %row.script, status, "remediation ran");
-        if status == "succeeded" {
-            let this = Arc::clone(self);
-            tokio::spawn(async move {
-                if let Err(e) = this.recheck(row.id, row.fault_id, finished).await {
-                    tracing::error!(error = %e, remediation = row.id, "remediation re-check failed");
-                }
-            });
+        if status == "succeeded"
+            && let Some(f) = before
+        {
+            self.schedule_recheck(row.id, f, self.settings.recheck_quiet_secs);
         }
         Ok(())
     }
 
-    /// After the quiet period: no new occurrence since the run ⇒ the fault is resolved and the
-    /// remediation `effective`; else `not_effective`.
-    async fn recheck(&self, id: i64, fault_id: i64, ran_ms: i64) -> Result<(), StoreError> {
-        tokio::time::sleep(Duration::from_secs(self.settings.recheck_quiet_secs)).await;
-        let now = crate::now_ms();
-        let Some(fault) = self.store.get_fault(fault_id).await? else {
-            return Ok(());
-        };
-        if fault.status == "resolved" || fault.updated_at <= ran_ms {
-            self.store.resolve_fault(fault_id, now).await?;
-            self.store
-                .finish_remediation(
-                    id,
-                    "effective",
-                    None,
-                    "quiet after the run: fault resolved",
-                    now,
-                )
-                .await?;
-        } else {
-            self.store
-                .finish_remediation(
-                    id,
-                    "not_effective",
-                    None,
-                    "the fault occurred again after the run",
-                    now,
-                )
-                .await?;
+    fn schedule_recheck(self: &Arc<Self>, id: i64, fault: FaultRow, after_secs: u64) {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(after_secs)).await;
+            if let Err(e) = this.recheck(id, &fault).await {
+                tracing::error!(error = %e, remediation = id, "remediation re-check failed");
+            }
+        });
+    }
+
+    /// At start: runs cut short by the stop are failed, and runs awaiting their re-check get
+    /// it (after a full quiet period from now).
+    pub async fn recover(self: &Arc<Self>) -> Result<(), StoreError> {
+        for r in self.store.recover_remediations(crate::now_ms()).await? {
+            if let Some(f) = self.store.get_fault(r.fault_id).await? {
+                self.schedule_recheck(r.id, f, self.settings.recheck_quiet_secs);
+            }
         }
         Ok(())
+    }
+
+    /// After the quiet period: no new occurrence since the run (same row, same occurrences,
+    /// no reopened fault of the same identity) ⇒ the fault is resolved and the remediation
+    /// `effective`; else `not_effective`.
+    async fn recheck(&self, id: i64, before: &FaultRow) -> Result<(), StoreError> {
+        let now = crate::now_ms();
+        let quiet = if self
+            .store
+            .resolve_fault_if_quiet(before.id, before.occurrences, now)
+            .await?
+        {
+            true
+        } else {
+            // Already resolved by someone (quiet unless it came back), or it occurred again.
+            let current = self.store.get_fault(before.id).await?;
+            current.is_some_and(|f| f.status == "resolved" && f.occurrences == before.occurrences)
+                && !self.store.fingerprint_open(&before.fingerprint).await?
+        };
+        let (status, message) = if quiet {
+            ("effective", "quiet after the run: fault resolved")
+        } else {
+            ("not_effective", "the fault occurred again after the run")
+        };
+        self.store
+            .finish_remediation(id, status, None, message, now)
+            .await
     }
 
     /// Unattended runs: for open faults whose rule has `auto = true`, when the global switch
@@ -423,7 +457,8 @@ impl Remediator {
         }
         let mut started = 0;
         for f in self.store.open_faults(20_000).await? {
-            if !auto_classes.contains(&f.fault_type)
+            if f.source != "rule"
+                || !auto_classes.contains(&f.fault_type)
                 || !self.store.fault_remediations(f.id).await?.is_empty()
             {
                 continue;
@@ -523,6 +558,31 @@ mod tests {
     }
 
     #[test]
+    fn an_llm_chosen_class_never_runs_unattended() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/rules/hdfs/datanode_lost.toml"
+        ))
+        .unwrap()
+        .replace(
+            "script = \"restart-datanode.sh\"",
+            "script = \"restart-datanode.sh\"\nauto = true",
+        );
+        let set = RuleSet::compile(&[("hdfs/datanode_lost.toml".into(), text)]).unwrap();
+        let s = RemediationSettings::default();
+        assert!(
+            plan(&fault("nn1", "10.0.0.7:9866"), &set, &s, &cluster())
+                .unwrap()
+                .auto
+        );
+        let mut llm = fault("nn1", "10.0.0.7:9866");
+        llm.source = "llm".into();
+        llm.evidence = serde_json::json!({"entity": "10.0.0.7:9866"}).to_string();
+        let p = plan(&llm, &set, &s, &cluster()).unwrap();
+        assert!(!p.auto, "approval only");
+    }
+
+    #[test]
     fn hosts_outside_the_configuration_or_with_metacharacters_are_refused() {
         let set = crate::rules::load(&RuleSource::Embedded).unwrap();
         let s = RemediationSettings::default();
@@ -539,6 +599,12 @@ mod tests {
         let e = plan(&fault("dn2", "dn2:9866"), &set, &s, &[]).unwrap_err();
         assert!(
             matches!(&e, PlanError::Refused { reason, .. } if reason.contains("not configured")),
+            "{e}"
+        );
+        // An unknown DataNode never falls back to the NameNode that logged it.
+        let e = plan(&fault("nn1", "10.9.9.9:9866"), &set, &s, &cluster()).unwrap_err();
+        assert!(
+            matches!(&e, PlanError::Refused { host, .. } if host == "10.9.9.9"),
             "{e}"
         );
         let none = RemediationSettings {

@@ -168,10 +168,64 @@ impl Store {
         Ok(rows)
     }
 
+    /// Take a pending notification for one delivery attempt (`pending` → `sending`); `false`
+    /// when another deliverer has it.
+    pub async fn claim_delivery(&self, id: i64) -> Result<bool, StoreError> {
+        let n = with_pool!(self, pool => {
+            sqlx::query("UPDATE alert_outbox SET status = 'sending' WHERE id = ? AND status = 'pending'")
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(n > 0)
+    }
+
+    /// At start: attempts cut short by a stop are pending again.
+    pub async fn release_deliveries(&self) -> Result<u64, StoreError> {
+        let n = with_pool!(self, pool => {
+            sqlx::query("UPDATE alert_outbox SET status = 'pending' WHERE status = 'sending'")
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(n)
+    }
+
+    /// Delete finished outbox rows (with their fault links) and silences that ended before
+    /// `before_ms`.
+    pub async fn prune_alerting(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let n = with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "DELETE FROM alert_outbox_faults WHERE outbox_id IN (SELECT id FROM alert_outbox \
+                 WHERE status IN ('sent', 'failed', 'muted') AND finished_at < ?)",
+            )
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await?;
+            let n = sqlx::query(
+                "DELETE FROM alert_outbox WHERE status IN ('sent', 'failed', 'muted') AND finished_at < ?",
+            )
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::query("DELETE FROM silences WHERE ends_at < ? OR deleted_at < ?")
+                .bind(before_ms)
+                .bind(before_ms)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            n
+        });
+        Ok(n)
+    }
+
     /// Notifications waiting in the outbox.
     pub async fn pending_deliveries(&self) -> Result<i64, StoreError> {
         let (n,): (i64,) = with_pool!(self, pool => {
-            sqlx::query_as("SELECT COUNT(*) FROM alert_outbox WHERE status = 'pending'")
+            sqlx::query_as("SELECT COUNT(*) FROM alert_outbox WHERE status IN ('pending', 'sending')")
                 .fetch_one(pool)
                 .await?
         });
@@ -191,7 +245,7 @@ impl Store {
         with_pool!(self, pool => {
             sqlx::query(
                 "UPDATE alert_outbox SET status = ?, attempts = attempts + 1, next_attempt_at = ?, \
-                 finished_at = ?, last_error = ? WHERE id = ?",
+                 finished_at = ?, last_error = ? WHERE id = ? AND status = 'sending'",
             )
             .bind(status)
             .bind(next_ms)

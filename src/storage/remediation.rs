@@ -47,12 +47,70 @@ pub struct NewRemediation<'a> {
 }
 
 impl Store {
+    /// At start: runs cut short by a stop are failed; returns the runs awaiting a re-check
+    /// (`succeeded`).
+    pub async fn recover_remediations(
+        &self,
+        now_ms: i64,
+    ) -> Result<Vec<RemediationRow>, StoreError> {
+        with_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE remediations SET status = 'failed', finished_at = ?, open_fault = NULL, \
+                 message = 'interrupted: the engine stopped during the run' WHERE status = 'running'",
+            )
+            .bind(now_ms)
+            .execute(pool)
+            .await?;
+        });
+        let sql = format!("SELECT {COLUMNS} FROM remediations WHERE status = 'succeeded'");
+        let rows = with_pool!(self, pool => {
+            sqlx::query_as::<_, RemediationRow>(sqlx::AssertSqlSafe(sql))
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows)
+    }
+
+    /// Resolve a fault only if it has not occurred again (`occurrences` unchanged).
+    pub async fn resolve_fault_if_quiet(
+        &self,
+        id: i64,
+        occurrences: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let n = with_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE fault_records SET status = 'resolved', resolved_at = ?, open_fingerprint = NULL, \
+                 updated_at = ? WHERE id = ? AND occurrences = ? AND status <> 'resolved'",
+            )
+            .bind(now_ms)
+            .bind(now_ms)
+            .bind(id)
+            .bind(occurrences)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(n > 0)
+    }
+
+    /// Is a fault with this fingerprint open again?
+    pub async fn fingerprint_open(&self, fingerprint: &str) -> Result<bool, StoreError> {
+        let row: Option<(i64,)> = with_pool!(self, pool => {
+            sqlx::query_as("SELECT id FROM fault_records WHERE open_fingerprint = ?")
+                .bind(fingerprint)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.is_some())
+    }
+
     pub async fn insert_remediation(&self, r: &NewRemediation<'_>) -> Result<i64, StoreError> {
         let args = serde_json::to_string(r.args).unwrap_or_else(|_| "[]".into());
         let id = with_pool!(self, pool => {
             sqlx::query(
                 "INSERT INTO remediations (fault_id, script, args, cluster, host, status, mode, \
-                 proposed_by, proposed_at, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 proposed_by, proposed_at, message, open_fault) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(r.fault_id)
             .bind(truncate_str(r.script, 128))
@@ -64,6 +122,7 @@ impl Store {
             .bind(truncate_str(r.proposed_by, 128))
             .bind(r.now_ms)
             .bind(truncate_str(r.message, 4000))
+            .bind((r.status == "proposed").then_some(r.fault_id))
             .execute(pool)
             .await?
             .last_insert_id_i64()
@@ -131,7 +190,7 @@ impl Store {
         with_pool!(self, pool => {
             sqlx::query(
                 "UPDATE remediations SET status = ?, exec_log_id = COALESCE(?, exec_log_id), \
-                 finished_at = ?, message = ? WHERE id = ?",
+                 finished_at = ?, message = ?, open_fault = NULL WHERE id = ?",
             )
             .bind(status)
             .bind(exec_log_id)

@@ -136,6 +136,16 @@ impl Store {
         Ok(id)
     }
 
+    pub async fn get_exec_log(&self, id: i64) -> Result<Option<ExecLogRow>, StoreError> {
+        let row = with_pool!(self, pool => {
+            sqlx::query_as::<_, ExecLogRow>(sqlx::AssertSqlSafe(format!("SELECT {EXEC_COLUMNS} FROM exec_logs WHERE id = ?")))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row)
+    }
+
     pub async fn query_exec_logs(&self, q: &ExecQuery) -> Result<Vec<ExecLogRow>, StoreError> {
         let rows = with_pool!(self, pool => {
             let mut qb = QueryBuilder::new(format!("SELECT {EXEC_COLUMNS} FROM exec_logs WHERE 1 = 1"));

@@ -33,7 +33,7 @@ fn receiver(name: &str, kind: ReceiverKind, url: &str) -> ReceiverSettings {
 
 fn fast(s: &mut faultline::config::Settings, receivers: Vec<ReceiverSettings>) {
     s.alerting.evaluation_interval_secs = 1;
-    s.alerting.group_wait_secs = 2;
+    s.alerting.group_wait_secs = 3;
     s.alerting.flap_window_secs = 0;
     s.alerting.max_backoff_secs = 1;
     s.alerting.external_url = "http://faultline.test".into();

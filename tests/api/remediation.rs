@@ -23,7 +23,7 @@ fn write_scripts(dir: &Path) {
     let script = dir.join("restart-datanode.sh");
     std::fs::write(
         &script,
-        "#!/bin/sh\nd=$(dirname \"$0\")\n[ -f \"$d/slow\" ] && sleep 30\nprintf '%s|' \"$@\" >> \"$d/ran.txt\"\necho restarted\n",
+        "#!/bin/sh\nd=$(dirname \"$0\")\nif [ -f \"$d/slow\" ]; then sleep 30 & echo $! > \"$d/child.pid\"; wait; fi\nprintf '%s|' \"$@\" >> \"$d/ran.txt\"\necho restarted\n",
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -180,6 +180,19 @@ async fn a_script_over_its_time_is_killed_and_recorded(b: Backend) {
     assert_eq!(done["status"], "timeout", "{done}");
     assert_eq!(done["exec_log"]["status"], "timeout");
     assert!(done["exec_log"]["duration_ms"].as_i64().unwrap() < 10_000);
+    // What the script started was stopped with it.
+    let pid = std::fs::read_to_string(scripts.path().join("child.pid")).unwrap();
+    let proc_dir = format!("/proc/{}", pid.trim());
+    let start = Instant::now();
+    while Path::new(&proc_dir).exists()
+        && !std::fs::read_to_string(format!("{proc_dir}/stat")).is_ok_and(|s| s.contains(") Z "))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the script's child survived"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     app.stop().await;
 }
 
@@ -189,18 +202,18 @@ async fn shell_metacharacters_in_a_host_name_are_refused_and_audited(b: Backend)
     let Some(app) = app_with(b, scripts.path(), |_| {}).await else {
         return;
     };
-    // The host of the log line (as the shipper names it) carries a command, and the DataNode
-    // it reports is not one of the cluster's.
+    // The host of the log line (as the shipper names it) carries a command; the fault
+    // (safe mode, remediated by leave-safemode.sh) is about that host.
     let r = app
         .upload(
             "?host=nn1%3Btouch%20%2Ftmp%2Fpwned&service=namenode",
             "text/plain",
-            lost("10.9.9.9", 3),
+            "mkdir: Cannot create directory /landing/x. Name node is in safe mode.",
         )
         .await;
     assert_eq!(r.status(), 200);
     let f = app
-        .wait_faults("?fault_type=datanode_lost", |f| !f.is_empty())
+        .wait_faults("?fault_type=namenode_safemode", |f| !f.is_empty())
         .await;
     let fid = f[0]["id"].as_i64().unwrap();
     let (code, body, _) = app
