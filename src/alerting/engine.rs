@@ -37,6 +37,9 @@ pub struct FaultView {
     pub cluster: String,
     pub host: String,
     pub service: String,
+    /// What the fault is about (`nn1:8020`, a DataNode address), as its rule names it.
+    #[serde(default)]
+    pub entity: String,
     pub title: String,
     pub root_cause: String,
     pub remediation: Vec<String>,
@@ -57,6 +60,7 @@ impl FaultView {
             ("host", &self.host),
             ("service", &self.service),
             ("source", &self.source),
+            ("entity", &self.entity),
         ]
         .into_iter()
         .filter(|(_, v)| !v.is_empty())

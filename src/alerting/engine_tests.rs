@@ -46,6 +46,7 @@ fn fault(id: i64, fault_type: &str, host: &str) -> FaultView {
         cluster: "prod".into(),
         host: host.into(),
         service: "datanode".into(),
+        entity: String::new(),
         title: "t".into(),
         root_cause: "r".into(),
         remediation: vec!["fix".into()],
@@ -296,14 +297,15 @@ fn an_unreachable_namenode_inhibits_datanode_faults_of_its_cluster() {
     s.inhibit_rules.push(InhibitRuleSettings {
         source_matchers: vec![
             r#"fault_type="port_unreachable""#.into(),
-            r#"service="namenode""#.into(),
+            r#"entity=~".+:(8020|9000)""#.into(),
         ],
         target_matchers: vec![r#"fault_type=~"datanode_lost|nodemanager_lost""#.into()],
         equal: vec!["cluster".into()],
     });
     let mut e = engine(&s);
-    let mut nn = fault(1, "port_unreachable", "nn1");
-    nn.service = "namenode".into();
+    // DataNodes log that they cannot reach the NameNode's RPC port.
+    let mut nn = fault(1, "port_unreachable", "dn5");
+    nn.entity = "nn1:8020".into();
     let dn = fault(2, "datanode_lost", "dn1");
     let mut other_cluster = fault(3, "datanode_lost", "dn9");
     other_cluster.cluster = "dev".into();
@@ -319,7 +321,7 @@ fn an_unreachable_namenode_inhibits_datanode_faults_of_its_cluster() {
         .iter()
         .flat_map(|n| n.alerts.iter().map(|a| a.fault.host.as_str()))
         .collect();
-    assert_eq!(hosts, vec!["nn1", "dn9"]);
+    assert_eq!(hosts, vec!["dn5", "dn9"]);
 }
 
 #[test]
@@ -439,4 +441,44 @@ fn a_severity_rise_is_routed_by_the_new_severity() {
     let sent = run(&mut e, 10 * S, 15 * S, std::slice::from_ref(&f), &[]);
     assert_eq!(reasons(&sent), vec![vec![Reason::Escalated]]);
     assert_eq!(sent[0].alerts[0].labels["severity"], "critical");
+}
+
+#[test]
+fn a_host_that_is_down_mutes_its_other_port_faults() {
+    let mut s = settings();
+    s.group_wait_secs = 0;
+    s.inhibit_rules.push(InhibitRuleSettings {
+        source_matchers: vec![
+            r#"fault_type="port_unreachable""#.into(),
+            r#"entity=~".+:22""#.into(),
+        ],
+        target_matchers: vec![
+            r#"fault_type="port_unreachable""#.into(),
+            r#"entity!~".+:22""#.into(),
+        ],
+        equal: vec!["cluster".into(), "host".into()],
+    });
+    let mut e = engine(&s);
+    let port = |host: &str, p: u16| {
+        let mut f = fault(p as i64, "port_unreachable", host);
+        f.entity = format!("{host}:{p}");
+        f.fingerprint = format!("port_unreachable:prod:{host}:{p}");
+        f
+    };
+    let open = [
+        port("w3", 22),
+        port("w3", 9866),
+        port("w3", 8042),
+        port("w4", 9866),
+    ];
+    let mut sent = run(&mut e, 0, 0, &open[..1], &[]);
+    let ev = e.evaluate(5 * S, &open, &[]);
+    sent.extend(ev.notifications);
+    let muted: Vec<i64> = ev.muted.iter().map(|m| m.fault_id).collect();
+    assert_eq!(muted, vec![8042, 9866], "w3's other ports");
+    let entities: Vec<&str> = sent
+        .iter()
+        .flat_map(|n| n.alerts.iter().map(|a| a.fault.entity.as_str()))
+        .collect();
+    assert_eq!(entities, vec!["w3:22", "w4:9866"]);
 }

@@ -319,6 +319,7 @@ mod tests {
                     cluster: "prod".into(),
                     host: h.to_string(),
                     service: "datanode".into(),
+                    entity: format!("{h}:9866"),
                     title: "DataNode lost by the NameNode".into(),
                     root_cause: format!("The NameNode stopped hearing from {h}."),
                     remediation: vec!["hdfs dfsadmin -report".into()],

@@ -49,6 +49,11 @@ impl FaultView {
             cluster: r.cluster.clone(),
             host: r.host.clone(),
             service: r.service.clone(),
+            entity: ev
+                .get("entity")
+                .and_then(|e| e.as_str())
+                .unwrap_or(&r.host)
+                .to_string(),
             title: r.title.clone(),
             root_cause: r.root_cause.clone(),
             remediation,
