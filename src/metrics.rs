@@ -5,7 +5,7 @@
 //! sets; no host or free-text label exists.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
@@ -92,6 +92,26 @@ pub struct Metrics {
     /// Current silences by state (`active`, `pending`, `expiring` within an hour,
     /// `long_lived` over a week).
     pub silences: IntGaugeVec,
+    /// Open (and acknowledged) faults by type (a taxonomy class, `unknown`, or `other` for
+    /// classes an LLM named) and severity.
+    pub faults_open: IntGaugeVec,
+    /// The latest reading of each configured cluster (labels bounded by `[[clusters]]`):
+    /// health (0 ok, 1 degraded, 2 critical), DataNodes and NodeManagers by state, HDFS
+    /// capacity and blocks, safe mode, Flume channel fill.
+    pub cluster_health: IntGaugeVec,
+    pub cluster_datanodes: IntGaugeVec,
+    pub cluster_nodemanagers: IntGaugeVec,
+    pub cluster_capacity_bytes: IntGaugeVec,
+    pub cluster_blocks: IntGaugeVec,
+    pub cluster_safe_mode: IntGaugeVec,
+    pub flume_channel_fill: GaugeVec,
+}
+
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    r.register(Box::new(g.clone()))
+        .expect("metric registered once");
+    g
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -116,6 +136,20 @@ fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
 }
 
 impl Metrics {
+    /// Series that exist from the start at zero, so dashboards and rates see them before the
+    /// first event.
+    fn zero_series(&self) {
+        for stage in ["ingest", "parse", "rules", "record", "escalation", "alert"] {
+            self.actor_restarts.with_label_values(&[stage]);
+        }
+        for outcome in ["ok", "rate_limited", "timeout", "unreachable", "error"] {
+            self.llm_requests.with_label_values(&[outcome]);
+        }
+        for r in ["hit", "miss"] {
+            self.llm_cache.with_label_values(&[r]);
+        }
+    }
+
     /// Build the registry. Definitions are static, so a failure here is a programming error
     /// caught by every test that builds an application.
     pub fn new() -> Metrics {
@@ -162,6 +196,16 @@ impl Metrics {
         .expect("valid metric definition");
         r.register(Box::new(llm_budget_remaining.clone()))
             .expect("metric registered once");
+        let flume_channel_fill = GaugeVec::new(
+            Opts::new(
+                "flume_channel_fill_percent",
+                "Fill of each Flume channel (percent of capacity) in the latest poll.",
+            ),
+            &["cluster", "agent", "channel"],
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(flume_channel_fill.clone()))
+            .expect("metric registered once");
         let silences = IntGaugeVec::new(
             Opts::new(
                 "silences",
@@ -196,7 +240,7 @@ impl Metrics {
         .expect("valid metric definition");
         r.register(Box::new(wal_append_seconds.clone()))
             .expect("metric registered once");
-        Metrics {
+        let m = Metrics {
             lines_received: counter_vec(
                 &r,
                 "ingest_lines_received_total",
@@ -379,8 +423,53 @@ impl Metrics {
                 "Notifications waiting in the outbox.",
             ),
             silences,
+            faults_open: gauge_vec(
+                &r,
+                "faults_open",
+                "Open and acknowledged faults by type and severity.",
+                &["fault_type", "severity"],
+            ),
+            cluster_health: gauge_vec(
+                &r,
+                "cluster_health",
+                "Health of each cluster's latest snapshot (0 ok, 1 degraded, 2 critical).",
+                &["cluster"],
+            ),
+            cluster_datanodes: gauge_vec(
+                &r,
+                "cluster_datanodes",
+                "DataNodes by state (live, dead, stale) in the NameNode's latest report.",
+                &["cluster", "state"],
+            ),
+            cluster_nodemanagers: gauge_vec(
+                &r,
+                "cluster_nodemanagers",
+                "NodeManagers by state (active, lost, unhealthy) in the ResourceManager's latest report.",
+                &["cluster", "state"],
+            ),
+            cluster_capacity_bytes: gauge_vec(
+                &r,
+                "cluster_capacity_bytes",
+                "HDFS capacity in bytes (total, used, remaining).",
+                &["cluster", "kind"],
+            ),
+            cluster_blocks: gauge_vec(
+                &r,
+                "cluster_blocks",
+                "HDFS blocks by kind (missing, corrupt, under_replicated).",
+                &["cluster", "kind"],
+            ),
+            cluster_safe_mode: gauge_vec(
+                &r,
+                "cluster_safe_mode",
+                "1 when the NameNode is in safe mode.",
+                &["cluster"],
+            ),
+            flume_channel_fill,
             registry: r,
-        }
+        };
+        m.zero_series();
+        m
     }
 
     /// The silences gauge, by state.

@@ -206,6 +206,12 @@ impl SchedulerShared {
             logs,
         )
         .await;
+        if let Ok(r) = &report {
+            let views = self.views.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(v) = views.get(&r.cluster) {
+                runner::publish(&self.metrics, &v.latest, r.health);
+            }
+        }
         let finished = crate::now_ms();
         let mut all = self.lock();
         for s in all

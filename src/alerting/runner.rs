@@ -153,6 +153,22 @@ impl Alerting {
     pub async fn evaluate(&self, now_ms: i64) -> Result<usize, StoreError> {
         let rows = self.store.open_faults(20_000).await?;
         let views: Vec<FaultView> = rows.iter().map(FaultView::from_row).collect();
+        let mut open: std::collections::BTreeMap<(&str, &str), i64> = Default::default();
+        for r in &rows {
+            // Bounded labels: the taxonomy's classes, `unknown`, else `other`.
+            let t = if r.fault_type == "unknown"
+                || crate::rules::FAULT_CLASSES.contains(&r.fault_type.as_str())
+            {
+                r.fault_type.as_str()
+            } else {
+                "other"
+            };
+            *open.entry((t, r.severity.as_str())).or_default() += 1;
+        }
+        self.metrics.faults_open.reset();
+        for ((t, sev), n) in open {
+            self.metrics.faults_open.with_label_values(&[t, sev]).set(n);
+        }
         let rows_s = self.store.current_silences(now_ms).await?;
         let (mut a, mut p, mut x, mut l) = (0, 0, 0, 0);
         for s in &rows_s {

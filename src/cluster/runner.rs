@@ -178,6 +178,77 @@ pub struct RunReport {
     pub faults: SnapshotFaultOutcome,
 }
 
+/// The cluster gauges from a cluster's view (a value unknown in the view is left as it was).
+pub fn publish(m: &crate::metrics::Metrics, view: &ClusterSnapshot, health: Health) {
+    let c = view.cluster.as_str();
+    let to_i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    m.cluster_health.with_label_values(&[c]).set(match health {
+        Health::Ok => 0,
+        Health::Degraded => 1,
+        Health::Critical => 2,
+    });
+    if let Some(nn) = &view.namenode {
+        for (state, v) in [
+            ("live", nn.live_datanodes),
+            ("dead", nn.dead_datanodes),
+            ("stale", nn.stale_datanodes),
+        ] {
+            if let Some(v) = v {
+                m.cluster_datanodes
+                    .with_label_values(&[c, state])
+                    .set(to_i(v));
+            }
+        }
+        for (kind, v) in [
+            ("total", nn.capacity_total_bytes),
+            ("used", nn.capacity_used_bytes),
+            ("remaining", nn.capacity_remaining_bytes),
+        ] {
+            if let Some(v) = v {
+                m.cluster_capacity_bytes
+                    .with_label_values(&[c, kind])
+                    .set(to_i(v));
+            }
+        }
+        for (kind, v) in [
+            ("missing", nn.missing_blocks),
+            ("corrupt", nn.corrupt_blocks),
+            ("under_replicated", nn.under_replicated_blocks),
+        ] {
+            if let Some(v) = v {
+                m.cluster_blocks.with_label_values(&[c, kind]).set(to_i(v));
+            }
+        }
+        if let Some(sm) = nn.safe_mode {
+            m.cluster_safe_mode
+                .with_label_values(&[c])
+                .set(i64::from(sm));
+        }
+    }
+    if let Some(rm) = &view.resourcemanager {
+        for (state, v) in [
+            ("active", rm.active_nodes),
+            ("lost", rm.lost_nodes),
+            ("unhealthy", rm.unhealthy_nodes),
+        ] {
+            if let Some(v) = v {
+                m.cluster_nodemanagers
+                    .with_label_values(&[c, state])
+                    .set(to_i(v));
+            }
+        }
+    }
+    for a in &view.flume {
+        for ch in &a.channels {
+            if let Some(f) = ch.fill_percent {
+                m.flume_channel_fill
+                    .with_label_values(&[c, a.agent.as_str(), ch.name.as_str()])
+                    .set(f);
+            }
+        }
+    }
+}
+
 /// Persist a run and fold it into the cluster's view: exec logs, then (when the run read any
 /// status) the snapshot row with its health, then the faults (cleared only for parts read).
 pub async fn record_run(

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::fake_webhook::FakeWebhook;
-use crate::helpers::{Backend, TestApp, spawn_app_with};
+use crate::helpers::{Backend, Service, TestApp, service_binary, spawn_app_with, start_service};
 use faultline::alerting::settings::{ReceiverKind, ReceiverSettings};
 
 fn full(host: &str, i: u32) -> String {
@@ -394,77 +394,28 @@ async fn wait_for_log(app: &TestApp, id: i64, pred: impl Fn(&[Value]) -> bool) -
     }
 }
 
-/// A real Alertmanager on a free port (`FAULTLINE_TEST_ALERTMANAGER`: its binary); `None` to
-/// skip outside CI (a failure under `CI=true`).
-struct RealAlertmanager {
-    url: String,
-    child: std::process::Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for RealAlertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_alertmanager() -> Option<RealAlertmanager> {
-    let bin = match std::env::var("FAULTLINE_TEST_ALERTMANAGER") {
-        Ok(b) if !b.trim().is_empty() => b,
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but FAULTLINE_TEST_ALERTMANAGER is not set")
-        }
-        _ => {
-            eprintln!("FAULTLINE_TEST_ALERTMANAGER not set: skipping the real Alertmanager test");
-            return None;
-        }
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("am.yml");
-    std::fs::write(
-        &cfg,
-        "route:\n  receiver: blackhole\n  group_wait: 1s\nreceivers:\n  - name: blackhole\n",
+async fn start_alertmanager() -> Option<Service> {
+    let bin = service_binary("FAULTLINE_TEST_ALERTMANAGER", "the real Alertmanager test")?;
+    Some(
+        start_service(&bin, |dir, port| {
+            let cfg = dir.join("am.yml");
+            std::fs::write(
+                &cfg,
+                "route:\n  receiver: blackhole\n  group_wait: 1s\nreceivers:\n  - name: blackhole\n",
+            )
+            .unwrap();
+            vec![
+                format!("--config.file={}", cfg.display()),
+                format!("--storage.path={}", dir.join("data").display()),
+                format!("--web.listen-address=127.0.0.1:{port}"),
+                "--cluster.listen-address=".into(),
+            ]
+        })
+        .await,
     )
-    .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = std::process::Command::new(&bin)
-        .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!(
-            "--storage.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--cluster.listen-address=")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
-    let am = RealAlertmanager {
-        url: format!("http://127.0.0.1:{port}"),
-        child,
-        _dir: dir,
-    };
-    let start = Instant::now();
-    loop {
-        if let Ok(r) = reqwest::get(format!("{}/-/ready", am.url)).await
-            && r.status() == 200
-        {
-            return Some(am);
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "Alertmanager did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
-async fn am_alerts(am: &RealAlertmanager) -> Vec<Value> {
+async fn am_alerts(am: &Service) -> Vec<Value> {
     reqwest::get(format!("{}/api/v2/alerts", am.url))
         .await
         .unwrap()

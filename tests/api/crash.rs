@@ -8,15 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestDb, all_logs};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::helpers::{Backend, TestDb, all_logs, free_port};
 
 fn start(dir: &std::path::Path, db_url: &str, port: u16, join_idle_ms: u32) -> Child {
     Command::new(env!("CARGO_BIN_EXE_faultline"))

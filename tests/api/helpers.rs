@@ -353,3 +353,74 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// A free TCP port on 127.0.0.1 (bound and released; a test's own services use it at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind a free port")
+        .local_addr()
+        .expect("local address")
+        .port()
+}
+
+/// A real service a test starts (Alertmanager, Prometheus): killed when dropped.
+pub struct Service {
+    pub url: String,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The binary named by `env_var`, or `None` to skip outside CI (a failure under `CI=true`).
+pub fn service_binary(env_var: &str, what: &str) -> Option<String> {
+    match std::env::var(env_var) {
+        Ok(b) if !b.trim().is_empty() => Some(b),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but {env_var} is not set")
+        }
+        _ => {
+            eprintln!("{env_var} not set: skipping {what}");
+            None
+        }
+    }
+}
+
+/// Start `bin` with `args(dir, port)` (a temp dir and a free port) and wait until
+/// `http://127.0.0.1:{port}/-/ready` answers 200.
+pub async fn start_service(
+    bin: &str,
+    args: impl FnOnce(&std::path::Path, u16) -> Vec<String>,
+) -> Service {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let child = std::process::Command::new(bin)
+        .args(args(dir.path(), port))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
+    let svc = Service {
+        url: format!("http://127.0.0.1:{port}"),
+        child,
+        _dir: dir,
+    };
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = reqwest::get(format!("{}/-/ready", svc.url)).await
+            && r.status() == 200
+        {
+            return svc;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{bin} did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

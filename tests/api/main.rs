@@ -15,6 +15,7 @@ mod ingest;
 mod llm;
 mod logs;
 mod pipeline;
+mod prometheus;
 mod remediation;
 mod status_store;
 mod storage;
