@@ -181,44 +181,46 @@ pub struct RunReport {
 /// The cluster gauges from a cluster's view (a value unknown in the view is left as it was).
 pub fn publish(m: &crate::metrics::Metrics, view: &ClusterSnapshot, health: Health) {
     let c = view.cluster.as_str();
-    let to_i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    // Each known value of `pairs` into `gauge{cluster, <second label>}`.
+    let set = |gauge: &prometheus::IntGaugeVec, pairs: &[(&str, Option<u64>)]| {
+        for (label, v) in pairs {
+            if let Some(v) = v {
+                gauge
+                    .with_label_values(&[c, label])
+                    .set(i64::try_from(*v).unwrap_or(i64::MAX));
+            }
+        }
+    };
     m.cluster_health.with_label_values(&[c]).set(match health {
         Health::Ok => 0,
         Health::Degraded => 1,
         Health::Critical => 2,
     });
     if let Some(nn) = &view.namenode {
-        for (state, v) in [
-            ("live", nn.live_datanodes),
-            ("dead", nn.dead_datanodes),
-            ("stale", nn.stale_datanodes),
-        ] {
-            if let Some(v) = v {
-                m.cluster_datanodes
-                    .with_label_values(&[c, state])
-                    .set(to_i(v));
-            }
-        }
-        for (kind, v) in [
-            ("total", nn.capacity_total_bytes),
-            ("used", nn.capacity_used_bytes),
-            ("remaining", nn.capacity_remaining_bytes),
-        ] {
-            if let Some(v) = v {
-                m.cluster_capacity_bytes
-                    .with_label_values(&[c, kind])
-                    .set(to_i(v));
-            }
-        }
-        for (kind, v) in [
-            ("missing", nn.missing_blocks),
-            ("corrupt", nn.corrupt_blocks),
-            ("under_replicated", nn.under_replicated_blocks),
-        ] {
-            if let Some(v) = v {
-                m.cluster_blocks.with_label_values(&[c, kind]).set(to_i(v));
-            }
-        }
+        set(
+            &m.cluster_datanodes,
+            &[
+                ("live", nn.live_datanodes),
+                ("dead", nn.dead_datanodes),
+                ("stale", nn.stale_datanodes),
+            ],
+        );
+        set(
+            &m.cluster_capacity_bytes,
+            &[
+                ("total", nn.capacity_total_bytes),
+                ("used", nn.capacity_used_bytes),
+                ("remaining", nn.capacity_remaining_bytes),
+            ],
+        );
+        set(
+            &m.cluster_blocks,
+            &[
+                ("missing", nn.missing_blocks),
+                ("corrupt", nn.corrupt_blocks),
+                ("under_replicated", nn.under_replicated_blocks),
+            ],
+        );
         if let Some(sm) = nn.safe_mode {
             m.cluster_safe_mode
                 .with_label_values(&[c])
@@ -226,17 +228,14 @@ pub fn publish(m: &crate::metrics::Metrics, view: &ClusterSnapshot, health: Heal
         }
     }
     if let Some(rm) = &view.resourcemanager {
-        for (state, v) in [
-            ("active", rm.active_nodes),
-            ("lost", rm.lost_nodes),
-            ("unhealthy", rm.unhealthy_nodes),
-        ] {
-            if let Some(v) = v {
-                m.cluster_nodemanagers
-                    .with_label_values(&[c, state])
-                    .set(to_i(v));
-            }
-        }
+        set(
+            &m.cluster_nodemanagers,
+            &[
+                ("active", rm.active_nodes),
+                ("lost", rm.lost_nodes),
+                ("unhealthy", rm.unhealthy_nodes),
+            ],
+        );
     }
     for a in &view.flume {
         for ch in &a.channels {
