@@ -140,13 +140,11 @@ async fn one_notification_per_fault_and_one_per_group(b: Backend) {
     assert_eq!(grouped[1].body["groupLabels"]["fault_type"], "disk_full");
 
     // Resolving the first fault sends one resolved notification.
-    let r = app
-        .client
-        .post(app.url(&format!("/api/faults/{id}/resolve")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(
+        app.status_of(reqwest::Method::POST, &format!("/api/faults/{id}/resolve"))
+            .await,
+        200
+    );
     let resolved = wait_for("the resolved notification", 15, || {
         hook.received()
             .into_iter()
@@ -356,20 +354,16 @@ async fn silences_mute_and_expire(b: Backend) {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(hook.received().is_empty(), "silenced: recorded, not sent");
     // Expire it: the alert goes out.
-    let r = app
-        .client
-        .delete(app.url(&format!("/api/silences/{sid}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let r = app
-        .client
-        .delete(app.url(&format!("/api/silences/{sid}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
+    assert_eq!(
+        app.status_of(reqwest::Method::DELETE, &format!("/api/silences/{sid}"))
+            .await,
+        200
+    );
+    assert_eq!(
+        app.status_of(reqwest::Method::DELETE, &format!("/api/silences/{sid}"))
+            .await,
+        404
+    );
     wait_for("the notification after the silence", 15, || {
         (!hook.received().is_empty()).then_some(())
     })
@@ -463,13 +457,11 @@ async fn a_real_alertmanager_shows_the_alert_firing_then_resolved(b: Backend) {
         format!("http://faultline.test/api/faults/{id}")
     );
     assert!(alert["annotations"]["summary"].as_str().unwrap().len() > 3);
-    let r = app
-        .client
-        .post(app.url(&format!("/api/faults/{id}/resolve")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(
+        app.status_of(reqwest::Method::POST, &format!("/api/faults/{id}/resolve"))
+            .await,
+        200
+    );
     let start = Instant::now();
     loop {
         let alerts = am_alerts(&am).await;

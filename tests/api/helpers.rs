@@ -284,6 +284,17 @@ impl TestApp {
         (status, body, headers)
     }
 
+    /// Send a bodyless request; its status.
+    pub async fn status_of(&self, method: reqwest::Method, path: &str) -> u16 {
+        self.client
+            .request(method, self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+            .status()
+            .as_u16()
+    }
+
     pub async fn get_json(&self, path: &str) -> Value {
         self.client
             .get(self.url(path))
