@@ -27,6 +27,8 @@ pub enum Shape {
 }
 
 impl Shape {
+    pub const ALL: [Shape; 4] = [Shape::FlumeLine, Shape::Text, Shape::Json, Shape::Ndjson];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Shape::FlumeLine => "flume_line",

@@ -1,8 +1,9 @@
 //! Every Prometheus metric Faultline exports, named and described in one place.
 //!
 //! Each application instance owns its own registry (tests run several apps in one process).
-//! Label values are bounded: ingest shapes, HTTP statuses, stage names and layouts are closed
-//! sets; no host or free-text label exists.
+//! Label values are bounded: ingest shapes, HTTP statuses, stage names, layouts and check
+//! kinds are closed sets, fault types go through [`fault_type_label`]; no host or free-text
+//! label exists.
 
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -19,15 +20,20 @@ pub struct Metrics {
     pub ingest_requests: IntCounterVec,
     /// Ingest requests rejected, by HTTP status (400, 413, 503, ...).
     pub ingest_rejections: IntCounterVec,
+    /// Lines per accepted ingest request (the batch size), by shape.
+    pub ingest_batch_lines: HistogramVec,
     /// Records written to `system_logs` and the physical lines they contain.
     pub records_stored: IntCounter,
     pub lines_stored: IntCounter,
     /// Records produced by the parser, by layout.
     pub records_parsed: IntCounterVec,
-    /// Lines whose layout was not recognised (kept raw, level UNKNOWN).
+    /// Records in no known layout: unrecognised lines and continuations with no header
+    /// (layouts `raw` / `orphan_continuation`), and lines the parser failed on.
     pub parse_failures: IntCounter,
     /// Continuation lines (stack frames, `Caused by:`) joined into a previous record.
     pub lines_joined: IntCounter,
+    /// Records that absorbed at least one continuation line (stack traces joined).
+    pub multiline_records: IntCounter,
     /// Lines accepted into the write-ahead log but not yet in the database.
     pub pending_lines: IntGauge,
     /// Bytes of write-ahead log segments on disk.
@@ -63,6 +69,8 @@ pub struct Metrics {
     pub check_runs: IntCounterVec,
     /// Scheduled runs skipped because the previous run of the same check was still going.
     pub check_overlaps: IntCounterVec,
+    /// Duration of health-check runs (one request, probe or command), by check.
+    pub check_seconds: HistogramVec,
     /// LLM HTTP calls by outcome (`ok`, `invalid_answer`, `rate_limited`, `timeout`,
     /// `unreachable`, `error`).
     pub llm_requests: IntCounterVec,
@@ -107,6 +115,30 @@ pub struct Metrics {
     pub flume_channel_fill: GaugeVec,
 }
 
+/// The bounded `fault_type` label of a fault: its taxonomy class, `unknown`, or `other` (a
+/// class an LLM named, or one only a local rule pack knows).
+pub fn fault_type_label(fault_type: &str) -> &str {
+    if fault_type == "unknown" || crate::rules::FAULT_CLASSES.contains(&fault_type) {
+        fault_type
+    } else {
+        "other"
+    }
+}
+
+fn histogram_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    buckets: Vec<f64>,
+    labels: &[&str],
+) -> HistogramVec {
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+        .expect("valid metric definition");
+    r.register(Box::new(h.clone()))
+        .expect("metric registered once");
+    h
+}
+
 fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
     r.register(Box::new(g.clone()))
@@ -147,6 +179,12 @@ impl Metrics {
         }
         for r in ["hit", "miss"] {
             self.llm_cache.with_label_values(&[r]);
+        }
+        for shape in crate::ingest::Shape::ALL {
+            self.ingest_batch_lines.with_label_values(&[shape.as_str()]);
+        }
+        for check in crate::cluster::settings::CHECKS {
+            self.check_seconds.with_label_values(&[check]);
         }
     }
 
@@ -264,6 +302,16 @@ impl Metrics {
                 "Ingest requests rejected, by HTTP status.",
                 &["status"],
             ),
+            ingest_batch_lines: histogram_vec(
+                &r,
+                "ingest_batch_lines",
+                "Lines per accepted ingest request (batch size), by shape.",
+                vec![
+                    1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0,
+                    10000.0, 50000.0,
+                ],
+                &["shape"],
+            ),
             records_stored: counter(
                 &r,
                 "records_stored_total",
@@ -283,12 +331,17 @@ impl Metrics {
             parse_failures: counter(
                 &r,
                 "parse_failures_total",
-                "Log lines whose layout was not recognised (stored raw with level UNKNOWN).",
+                "Log records in an unknown layout (unrecognised lines, continuations with no header line) or that the parser failed on; stored raw.",
             ),
             lines_joined: counter(
                 &r,
                 "parse_lines_joined_total",
                 "Continuation lines (stack frames, Caused by) joined to a previous record.",
+            ),
+            multiline_records: counter(
+                &r,
+                "parse_multiline_records_total",
+                "Log records that absorbed at least one continuation line (stack traces joined).",
             ),
             pending_lines: gauge(
                 &r,
@@ -362,6 +415,15 @@ impl Metrics {
                 &r,
                 "health_check_overlaps_total",
                 "Scheduled runs skipped because the previous run of the check was still going.",
+                &["check"],
+            ),
+            check_seconds: histogram_vec(
+                &r,
+                "health_check_seconds",
+                "Duration of health-check runs (one request, probe or command), by check.",
+                vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                ],
                 &["check"],
             ),
             llm_requests: counter_vec(
@@ -532,5 +594,25 @@ mod tests {
                 .lines()
                 .any(|l| l.starts_with("# HELP") && l.split(' ').count() < 4)
         );
+    }
+
+    #[test]
+    fn fault_types_outside_the_taxonomy_are_one_label() {
+        assert_eq!(fault_type_label("disk_full"), "disk_full");
+        assert_eq!(fault_type_label("unknown"), "unknown");
+        assert_eq!(fault_type_label("flux_capacitor_desync"), "other");
+        assert_eq!(fault_type_label(""), "other");
+    }
+
+    #[test]
+    fn closed_label_sets_start_at_zero() {
+        let text = Metrics::new().render().unwrap();
+        for line in [
+            "faultline_ingest_batch_lines_count{shape=\"ndjson\"} 0",
+            "faultline_health_check_seconds_count{check=\"ports\"} 0",
+            "faultline_parse_multiline_records_total 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing");
+        }
     }
 }

@@ -233,6 +233,7 @@ impl ParseActor {
                 self.metrics.records_truncated.inc();
             }
             if r.line_count > 1 {
+                self.metrics.multiline_records.inc();
                 self.metrics
                     .lines_joined
                     .inc_by(u64::from(r.line_count - 1));

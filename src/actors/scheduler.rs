@@ -169,6 +169,12 @@ impl SchedulerShared {
                 .check_runs
                 .with_label_values(&[check, &l.status])
                 .inc();
+            if let Some(ms) = l.duration_ms {
+                self.metrics
+                    .check_seconds
+                    .with_label_values(&[check])
+                    .observe(ms.max(0) as f64 / 1000.0);
+            }
             let e = outcome
                 .entry(check.to_string())
                 .or_insert_with(|| ("success".into(), String::new()));

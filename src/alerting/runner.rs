@@ -155,14 +155,7 @@ impl Alerting {
         let views: Vec<FaultView> = rows.iter().map(FaultView::from_row).collect();
         let mut open: std::collections::BTreeMap<(&str, &str), i64> = Default::default();
         for r in &rows {
-            // Bounded labels: the taxonomy's classes, `unknown`, else `other`.
-            let t = if r.fault_type == "unknown"
-                || crate::rules::FAULT_CLASSES.contains(&r.fault_type.as_str())
-            {
-                r.fault_type.as_str()
-            } else {
-                "other"
-            };
+            let t = crate::metrics::fault_type_label(&r.fault_type);
             *open.entry((t, r.severity.as_str())).or_default() += 1;
         }
         self.metrics.faults_open.reset();
@@ -270,10 +263,6 @@ impl Alerting {
             enqueued += 1;
         }
         for m in &eval.muted {
-            self.metrics
-                .alert_notifications
-                .with_label_values(&["-", "muted"])
-                .inc();
             self.store
                 .enqueue_delivery(&NewDelivery {
                     receiver: "-",
@@ -286,6 +275,11 @@ impl Alerting {
                     now_ms,
                 })
                 .await?;
+            // Counted with its outbox row (a failed evaluation is done again, row and all).
+            self.metrics
+                .alert_notifications
+                .with_label_values(&["-", "muted"])
+                .inc();
         }
         self.store
             .save_alert_states(upserts, deletes, now_ms)

@@ -48,7 +48,14 @@ pub async fn auto_upload(
         .with_label_values(&[shape.as_str(), &status])
         .inc();
     match result {
-        Ok((_, accepted)) => Ok(HttpResponse::Ok().json(json!({ "accepted": accepted }))),
+        Ok((shape, accepted)) => {
+            state
+                .metrics
+                .ingest_batch_lines
+                .with_label_values(&[shape.as_str()])
+                .observe(accepted as f64);
+            Ok(HttpResponse::Ok().json(json!({ "accepted": accepted })))
+        }
         Err(e) => {
             state
                 .metrics

@@ -52,6 +52,11 @@ async fn metrics_count_the_pipeline_and_pass_promtool(b: Backend) {
     assert_eq!(metric_value(&m, "faultline_parse_failures_total"), 1.0);
     assert_eq!(metric_value(&m, "faultline_parse_lines_joined_total"), 1.0);
     assert_eq!(
+        metric_value(&m, "faultline_parse_multiline_records_total"),
+        1.0,
+        "the stack trace joined"
+    );
+    assert_eq!(
         metric_value(
             &m,
             "faultline_ingest_lines_received_total{shape=\"flume_line\"}"
