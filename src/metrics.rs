@@ -1,9 +1,9 @@
 //! Every Prometheus metric Faultline exports, named and described in one place.
 //!
 //! Each application instance owns its own registry (tests run several apps in one process).
-//! Label values are bounded: ingest shapes, HTTP statuses, stage names, layouts and check
-//! kinds are closed sets, fault types go through [`fault_type_label`]; no host or free-text
-//! label exists.
+//! Label values are bounded: ingest shapes, HTTP statuses, stage names, layouts, check kinds,
+//! store operations and tables are closed sets, fault types go through [`fault_type_label`];
+//! no host or free-text label exists.
 
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -44,6 +44,10 @@ pub struct Metrics {
     pub actor_restarts: IntCounterVec,
     /// Latency of database writes, by operation.
     pub db_write_seconds: HistogramVec,
+    /// Rows inserted or updated, by table ([`crate::storage::Table`]).
+    pub storage_rows_written: IntCounterVec,
+    /// Failed database operations, by operation ([`crate::storage::StoreOp`]).
+    pub storage_errors: IntCounterVec,
     /// Latency of write-ahead log appends (write + optional fdatasync).
     pub wal_append_seconds: Histogram,
     /// Rows deleted by the retention sweep.
@@ -103,6 +107,10 @@ pub struct Metrics {
     /// Open (and acknowledged) faults by type (a taxonomy class, `unknown`, or `other` for
     /// classes an LLM named) and severity.
     pub faults_open: IntGaugeVec,
+    /// Faults opened (a new fault record, not a repeat of an open one), by type and severity.
+    pub faults_opened: IntCounterVec,
+    /// Faults resolved, by type and how ([`Resolution`]).
+    pub faults_resolved: IntCounterVec,
     /// The latest reading of each configured cluster (labels bounded by `[[clusters]]`):
     /// health (0 ok, 1 degraded, 2 critical), DataNodes and NodeManagers by state, HDFS
     /// capacity and blocks, safe mode, Flume channel fill.
@@ -115,6 +123,33 @@ pub struct Metrics {
     pub flume_channel_fill: GaugeVec,
 }
 
+/// How a fault was resolved (the `how` label of `faults_resolved_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// An operator: `POST /api/faults/{id}/resolve`.
+    Api,
+    /// A remediation's re-check found the fault quiet after the run.
+    Remediation,
+    /// A cluster snapshot no longer shows it.
+    Snapshot,
+}
+
+impl Resolution {
+    pub const ALL: [Resolution; 3] = [
+        Resolution::Api,
+        Resolution::Remediation,
+        Resolution::Snapshot,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resolution::Api => "api",
+            Resolution::Remediation => "remediation",
+            Resolution::Snapshot => "snapshot",
+        }
+    }
+}
+
 /// The bounded `fault_type` label of a fault: its taxonomy class, `unknown`, or `other` (a
 /// class an LLM named, or one only a local rule pack knows).
 pub fn fault_type_label(fault_type: &str) -> &str {
@@ -123,6 +158,13 @@ pub fn fault_type_label(fault_type: &str) -> &str {
     } else {
         "other"
     }
+}
+
+/// Every value [`fault_type_label`] can return.
+fn fault_type_labels() -> impl Iterator<Item = &'static str> {
+    crate::rules::FAULT_CLASSES
+        .into_iter()
+        .chain(["unknown", "other"])
 }
 
 fn histogram_vec(
@@ -186,6 +228,35 @@ impl Metrics {
         for check in crate::cluster::settings::CHECKS {
             self.check_seconds.with_label_values(&[check]);
         }
+        for t in fault_type_labels() {
+            for sev in crate::rules::Severity::ALL {
+                self.faults_opened.with_label_values(&[t, sev.as_str()]);
+            }
+            for how in Resolution::ALL {
+                self.faults_resolved.with_label_values(&[t, how.as_str()]);
+            }
+        }
+        for table in crate::storage::Table::ALL {
+            self.storage_rows_written
+                .with_label_values(&[table.as_str()]);
+        }
+        for op in crate::storage::StoreOp::ALL {
+            self.storage_errors.with_label_values(&[op.as_str()]);
+        }
+    }
+
+    /// A new fault record (not a repeat of an open one).
+    pub fn fault_opened(&self, fault_type: &str, severity: &str) {
+        self.faults_opened
+            .with_label_values(&[fault_type_label(fault_type), severity])
+            .inc();
+    }
+
+    /// A fault moved to `resolved`.
+    pub fn fault_resolved(&self, fault_type: &str, how: Resolution) {
+        self.faults_resolved
+            .with_label_values(&[fault_type_label(fault_type), how.as_str()])
+            .inc();
     }
 
     /// Build the registry. Definitions are static, so a failure here is a programming error
@@ -361,6 +432,18 @@ impl Metrics {
                 &["actor"],
             ),
             db_write_seconds,
+            storage_rows_written: counter_vec(
+                &r,
+                "storage_rows_written_total",
+                "Rows inserted or updated in the database, by table.",
+                &["table"],
+            ),
+            storage_errors: counter_vec(
+                &r,
+                "storage_errors_total",
+                "Database operations that failed, by operation.",
+                &["op"],
+            ),
             wal_append_seconds,
             retention_deleted: counter(
                 &r,
@@ -491,6 +574,18 @@ impl Metrics {
                 "Open and acknowledged faults by type and severity.",
                 &["fault_type", "severity"],
             ),
+            faults_opened: counter_vec(
+                &r,
+                "faults_opened_total",
+                "Faults opened (a new fault record, not a repeat of an open fault), by type and severity.",
+                &["fault_type", "severity"],
+            ),
+            faults_resolved: counter_vec(
+                &r,
+                "faults_resolved_total",
+                "Faults resolved, by type and how (api, remediation, snapshot).",
+                &["fault_type", "how"],
+            ),
             cluster_health: gauge_vec(
                 &r,
                 "cluster_health",
@@ -602,6 +697,18 @@ mod tests {
         assert_eq!(fault_type_label("unknown"), "unknown");
         assert_eq!(fault_type_label("flux_capacitor_desync"), "other");
         assert_eq!(fault_type_label(""), "other");
+        let m = Metrics::new();
+        m.fault_opened("flux_capacitor_desync", "error");
+        m.fault_opened("an LLM's own class", "error");
+        m.fault_resolved("disk_full", Resolution::Api);
+        let text = m.render().unwrap();
+        for line in [
+            "faultline_faults_opened_total{fault_type=\"other\",severity=\"error\"} 2",
+            "faultline_faults_resolved_total{fault_type=\"disk_full\",how=\"api\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing");
+        }
+        assert!(!text.contains("flux"));
     }
 
     #[test]
@@ -610,6 +717,10 @@ mod tests {
         for line in [
             "faultline_ingest_batch_lines_count{shape=\"ndjson\"} 0",
             "faultline_health_check_seconds_count{check=\"ports\"} 0",
+            "faultline_faults_opened_total{fault_type=\"datanode_lost\",severity=\"critical\"} 0",
+            "faultline_faults_resolved_total{fault_type=\"unknown\",how=\"snapshot\"} 0",
+            "faultline_storage_rows_written_total{table=\"system_logs\"} 0",
+            "faultline_storage_errors_total{op=\"insert_logs\"} 0",
             "faultline_parse_multiline_records_total 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing");

@@ -39,9 +39,11 @@ impl Application {
     /// Build everything and bind the listener; call `run_until_stopped` to serve.
     /// Must be called inside an actix System (`#[actix_web::main]` / `#[actix_web::test]`).
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let metrics = Arc::new(Metrics::new());
         let store = Store::connect(&settings.database)
             .await
-            .context("connecting to the database")?;
+            .context("connecting to the database")?
+            .with_metrics(metrics.clone());
         if settings.database.migrate_on_start {
             store
                 .migrate()
@@ -88,7 +90,6 @@ impl Application {
                 .context(format!("loading rules from {}", settings.rules.source()))
         })?);
         tracing::info!(source = %rules.source(), rules = rules.current().rules.len(), "rules loaded");
-        let metrics = Arc::new(Metrics::new());
         metrics.wal_corrupt_bytes.inc_by(recovery.corrupt_bytes);
         let utc_offset_secs = settings
             .pipeline

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::faults::{FAULT_COLUMNS, FaultRow, LastInsertId as _};
-use super::{Store, StoreError, truncate_str};
+use super::{Store, StoreError, StoreOp, Table, truncate_str};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct SilenceRow {
@@ -89,7 +89,7 @@ impl Store {
         if upserts.is_empty() && deletes.is_empty() {
             return Ok(());
         }
-        with_pool!(self, pool => {
+        with_pool!(self, StoreOp::Alerting, pool => {
             let mut tx = pool.begin().await?;
             for fp in deletes {
                 sqlx::query("DELETE FROM alert_state WHERE fingerprint = ?")
@@ -116,7 +116,7 @@ impl Store {
 
     /// Enqueue a notification (or record a muted one) with its faults, in one transaction.
     pub async fn enqueue_delivery(&self, d: &NewDelivery<'_>) -> Result<i64, StoreError> {
-        let id = with_pool!(self, pool => {
+        let id = with_pool!(self, StoreOp::Alerting, pool => {
             let mut tx = pool.begin().await?;
             let finished: Option<i64> = (d.status != "pending").then_some(d.now_ms);
             let id = sqlx::query(
@@ -145,6 +145,7 @@ impl Store {
             tx.commit().await?;
             id
         });
+        self.wrote(Table::AlertOutbox, 1);
         Ok(id)
     }
 
@@ -171,31 +172,33 @@ impl Store {
     /// Take a pending notification for one delivery attempt (`pending` → `sending`); `false`
     /// when another deliverer has it.
     pub async fn claim_delivery(&self, id: i64) -> Result<bool, StoreError> {
-        let n = with_pool!(self, pool => {
+        let n = with_pool!(self, StoreOp::Alerting, pool => {
             sqlx::query("UPDATE alert_outbox SET status = 'sending' WHERE id = ? AND status = 'pending'")
                 .bind(id)
                 .execute(pool)
                 .await?
                 .rows_affected()
         });
+        self.wrote(Table::AlertOutbox, n);
         Ok(n > 0)
     }
 
     /// At start: attempts cut short by a stop are pending again.
     pub async fn release_deliveries(&self) -> Result<u64, StoreError> {
-        let n = with_pool!(self, pool => {
+        let n = with_pool!(self, StoreOp::Alerting, pool => {
             sqlx::query("UPDATE alert_outbox SET status = 'pending' WHERE status = 'sending'")
                 .execute(pool)
                 .await?
                 .rows_affected()
         });
+        self.wrote(Table::AlertOutbox, n);
         Ok(n)
     }
 
     /// Delete finished outbox rows (with their fault links) and silences that ended before
     /// `before_ms`.
     pub async fn prune_alerting(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let n = with_pool!(self, pool => {
+        let n = with_pool!(self, StoreOp::Alerting, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "DELETE FROM alert_outbox_faults WHERE outbox_id IN (SELECT id FROM alert_outbox \
@@ -242,7 +245,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let finished: Option<i64> = (status != "pending").then_some(now_ms);
-        with_pool!(self, pool => {
+        let n = with_pool!(self, StoreOp::Alerting, pool => {
             sqlx::query(
                 "UPDATE alert_outbox SET status = ?, attempts = attempts + 1, next_attempt_at = ?, \
                  finished_at = ?, last_error = ? WHERE id = ? AND status = 'sending'",
@@ -253,8 +256,10 @@ impl Store {
             .bind(error.map(|e| truncate_str(e, 2000).to_string()))
             .bind(id)
             .execute(pool)
-            .await?;
+            .await?
+            .rows_affected()
         });
+        self.wrote(Table::AlertOutbox, n);
         Ok(())
     }
 
@@ -292,7 +297,7 @@ impl Store {
         comment: &str,
         now_ms: i64,
     ) -> Result<i64, StoreError> {
-        let id = with_pool!(self, pool => {
+        let id = with_pool!(self, StoreOp::Alerting, pool => {
             sqlx::query(
                 "INSERT INTO silences (matchers, starts_at, ends_at, created_by, comment, created_at) \
                  VALUES (?, ?, ?, ?, ?, ?)",
@@ -307,6 +312,7 @@ impl Store {
             .await?
             .last_insert_id_i64()
         });
+        self.wrote(Table::Silences, 1);
         Ok(id)
     }
 
@@ -326,7 +332,7 @@ impl Store {
 
     /// Expire a silence now. `false` when there is no such current silence.
     pub async fn delete_silence(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {
-        let n = with_pool!(self, pool => {
+        let n = with_pool!(self, StoreOp::Alerting, pool => {
             sqlx::query("UPDATE silences SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL AND ends_at > ?")
                 .bind(now_ms)
                 .bind(id)
@@ -335,6 +341,7 @@ impl Store {
                 .await?
                 .rows_affected()
         });
+        self.wrote(Table::Silences, n);
         Ok(n > 0)
     }
 }

@@ -9,7 +9,8 @@
 use serde::Serialize;
 use sqlx::QueryBuilder;
 
-use super::{MAX_CLUSTER, MAX_HOST, MAX_SERVICE, Store, StoreError, truncate_str};
+use super::{MAX_CLUSTER, MAX_HOST, MAX_SERVICE, Store, StoreError, StoreOp, Table, truncate_str};
+use crate::metrics::Resolution;
 use crate::rules::Finding;
 
 /// Most evidence records kept in a fault's `evidence` JSON (the first half and the latest).
@@ -108,8 +109,52 @@ pub(crate) fn merge_evidence(existing: &str, f: &Finding) -> String {
     v.to_string()
 }
 
-/// Upsert one finding inside an open transaction (`$conn`: `&mut *tx`). A macro because the
-/// transaction type differs per backend (it expands inside `with_pool!`).
+/// What [`upsert_finding!`] did with one finding.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Upserted {
+    /// A new fault record (no open fault had the fingerprint).
+    pub opened: bool,
+    /// The fault record was inserted or updated (not a replay).
+    pub written: bool,
+    /// Evidence links inserted.
+    pub evidence: u64,
+}
+
+/// The upserts of one transaction, counted once it commits.
+#[derive(Debug, Default)]
+pub(crate) struct UpsertTotals<'a> {
+    /// (fault type, severity) of each fault opened.
+    pub opened: Vec<(&'a str, &'static str)>,
+    pub fault_rows: u64,
+    pub evidence_rows: u64,
+}
+
+impl<'a> UpsertTotals<'a> {
+    pub fn add(&mut self, f: &'a Finding, done: Upserted) {
+        if done.opened {
+            self.opened.push((&f.fault_type, f.severity.as_str()));
+        }
+        self.fault_rows += u64::from(done.written);
+        self.evidence_rows += done.evidence;
+    }
+}
+
+impl Store {
+    /// Count a committed transaction's upserts: rows written and faults opened.
+    pub(crate) fn counted_upserts(&self, t: &UpsertTotals<'_>) {
+        self.wrote(Table::FaultRecords, t.fault_rows);
+        self.wrote(Table::FaultEvidence, t.evidence_rows);
+        if let Some(m) = self.metrics() {
+            for (fault_type, severity) in &t.opened {
+                m.fault_opened(fault_type, severity);
+            }
+        }
+    }
+}
+
+/// Upsert one finding inside an open transaction (`$conn`: `&mut *tx`); evaluates to an
+/// [`Upserted`]. A macro because the transaction type differs per backend (it expands inside
+/// `with_pool!`).
 macro_rules! upsert_finding {
     ($kind:expr, $conn:expr, $f:expr) => {{
         let f: &$crate::rules::Finding = $f;
@@ -125,6 +170,7 @@ macro_rules! upsert_finding {
         .await?;
         let trigger = f.trigger_log_id as i64;
         let mut fault_id: Option<i64> = None;
+        let mut done = $crate::storage::faults::Upserted::default();
         if let Some((id, _last_log_id, evidence)) = existing {
             // A replay (after a crash or a stage restart) re-emits findings of records already
             // counted: their trigger record is already linked to this fault.
@@ -194,8 +240,10 @@ macro_rules! upsert_finding {
             .execute($conn)
             .await?;
             fault_id = Some(res.last_insert_id_i64());
+            done.opened = true;
         }
         if let Some(id) = fault_id {
+            done.written = true;
             let mut qb = sqlx::QueryBuilder::new(match $kind {
                 $crate::config::DbKind::MySql => "INSERT IGNORE INTO fault_evidence (fault_id, log_id) ",
                 $crate::config::DbKind::Sqlite => "INSERT OR IGNORE INTO fault_evidence (fault_id, log_id) ",
@@ -208,8 +256,9 @@ macro_rules! upsert_finding {
             qb.push_values(ids.iter(), |mut b, log_id| {
                 b.push_bind(id).push_bind(*log_id);
             });
-            qb.build().execute($conn).await?;
+            done.evidence = qb.build().execute($conn).await?.rows_affected();
         }
+        done
     }};
 }
 pub(crate) use upsert_finding;
@@ -356,7 +405,7 @@ impl Store {
         by: &str,
         now_ms: i64,
     ) -> Result<FaultStatusChange, StoreError> {
-        let affected = with_pool!(self, pool => {
+        let affected = with_pool!(self, StoreOp::FaultStatus, pool => {
             sqlx::query(
                 "UPDATE fault_records SET status = 'acknowledged', acknowledged_at = ?, \
                  acknowledged_by = ?, updated_at = ? WHERE id = ? AND status = 'open'",
@@ -369,16 +418,19 @@ impl Store {
             .await?
             .rows_affected()
         });
+        self.wrote(Table::FaultRecords, affected);
         self.status_outcome(id, affected, &["acknowledged"]).await
     }
 
-    /// open / acknowledged → resolved. The fingerprint is released: a recurrence opens a new row.
+    /// open / acknowledged → resolved (an operator's resolve, `POST /api/faults/{id}/resolve`).
+    /// The fingerprint is released: a recurrence opens a new row.
     pub async fn resolve_fault(
         &self,
         id: i64,
         now_ms: i64,
     ) -> Result<FaultStatusChange, StoreError> {
-        let affected = with_pool!(self, pool => {
+        let fault_type = self.fault_type_of(id).await?;
+        let affected = with_pool!(self, StoreOp::FaultStatus, pool => {
             sqlx::query(
                 "UPDATE fault_records SET status = 'resolved', resolved_at = ?, \
                  open_fingerprint = NULL, updated_at = ? WHERE id = ? AND status <> 'resolved'",
@@ -390,7 +442,31 @@ impl Store {
             .await?
             .rows_affected()
         });
+        self.resolved(affected, fault_type.as_deref(), Resolution::Api);
         self.status_outcome(id, affected, &["resolved"]).await
+    }
+
+    /// The type of a fault (`None` when there is no such fault), read before a status change
+    /// so the change can be counted by type.
+    pub(crate) async fn fault_type_of(&self, id: i64) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = with_pool!(self, pool => {
+            sqlx::query_as("SELECT fault_type FROM fault_records WHERE id = ?")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.map(|(t,)| t))
+    }
+
+    /// Count the resolve of one fault by id: `affected` is what its UPDATE changed (0 when
+    /// the fault was already resolved, or had occurred again).
+    pub(crate) fn resolved(&self, affected: u64, fault_type: Option<&str>, how: Resolution) {
+        self.wrote(Table::FaultRecords, affected);
+        if let Some(m) = self.metrics()
+            && affected > 0
+        {
+            m.fault_resolved(fault_type.unwrap_or("unknown"), how);
+        }
     }
 
     async fn status_outcome(

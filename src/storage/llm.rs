@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::faults::{FAULT_COLUMNS, FaultRow, MAX_TEXT};
-use super::{Store, StoreError, truncate_str};
+use super::{Store, StoreError, StoreOp, Table, truncate_str};
 
 /// A cached answer.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -97,7 +97,7 @@ impl Store {
     /// Mark one fault `skipped` with the reason (it cannot be escalated).
     pub async fn skip_fault(&self, id: i64, reason: &str, now_ms: i64) -> Result<(), StoreError> {
         let answer = serde_json::json!({ "status": "skipped", "problem": reason }).to_string();
-        with_pool!(self, pool => {
+        let n = with_pool!(self, StoreOp::Llm, pool => {
             sqlx::query(
                 "UPDATE fault_records SET llm_status = 'skipped', llm_answer = ?, updated_at = ? \
                  WHERE id = ? AND llm_status IS NULL",
@@ -106,8 +106,10 @@ impl Store {
             .bind(now_ms)
             .bind(id)
             .execute(pool)
-            .await?;
+            .await?
+            .rows_affected()
         });
+        self.wrote(Table::FaultRecords, n);
         Ok(())
     }
 
@@ -134,7 +136,7 @@ impl Store {
         key: &str,
         now_ms: i64,
     ) -> Result<Option<CachedAnswer>, StoreError> {
-        let row = with_pool!(self, pool => {
+        let row = with_pool!(self, StoreOp::Llm, pool => {
             let row: Option<CachedAnswer> = sqlx::query_as(
                 "SELECT model, verified, answer FROM llm_cache WHERE cache_key = ?",
             )
@@ -150,13 +152,14 @@ impl Store {
             }
             row
         });
+        self.wrote(Table::LlmCache, u64::from(row.is_some()));
         Ok(row)
     }
 
     /// Store an answer. A second writer of the same key keeps the first answer, unless
     /// `replace` (the cached one could not serve a fault and was asked again).
     pub async fn llm_cache_put(&self, e: &CacheEntry<'_>, replace: bool) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
+        let n = with_pool!(self, StoreOp::Llm, pool => {
             let insert = match (self.kind(), replace) {
                 (crate::config::DbKind::MySql, false) => "INSERT IGNORE INTO llm_cache",
                 (crate::config::DbKind::MySql, true) => "REPLACE INTO llm_cache",
@@ -179,8 +182,11 @@ impl Store {
             .bind(e.tokens_out as i64)
             .bind(e.now_ms)
             .execute(pool)
-            .await?;
+            .await?
+            .rows_affected()
         });
+        // A replacement counts twice in MySQL's affected rows: one row was written.
+        self.wrote(Table::LlmCache, n.min(1));
         Ok(())
     }
 
@@ -188,7 +194,7 @@ impl Store {
     /// was escalated meanwhile (or is gone).
     pub async fn apply_llm(&self, id: i64, u: &LlmUpdate, now_ms: i64) -> Result<bool, StoreError> {
         let diagnosed = u.status == "diagnosed";
-        let affected = with_pool!(self, pool => {
+        let affected = with_pool!(self, StoreOp::Llm, pool => {
             sqlx::query(
                 "UPDATE fault_records SET llm_status = ?, llm_model = ?, llm_confidence = ?, \
                  llm_answer = ?, updated_at = ?, \
@@ -218,6 +224,7 @@ impl Store {
             .await?
             .rows_affected()
         });
+        self.wrote(Table::FaultRecords, affected);
         Ok(affected > 0)
     }
 
@@ -228,7 +235,7 @@ impl Store {
         template_key: &str,
         now_ms: i64,
     ) -> Result<u64, StoreError> {
-        let n = with_pool!(self, pool => {
+        let n = with_pool!(self, StoreOp::Llm, pool => {
             sqlx::query(
                 "UPDATE fault_records SET llm_status = 'skipped', updated_at = ? \
                  WHERE template_key = ? AND llm_status IS NULL",
@@ -239,12 +246,13 @@ impl Store {
             .await?
             .rows_affected()
         });
+        self.wrote(Table::FaultRecords, n);
         Ok(n)
     }
 
     /// `diagnosed` → `confirmed` (an operator confirmed the LLM diagnosis).
     pub async fn confirm_llm(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {
-        let n = with_pool!(self, pool => {
+        let n = with_pool!(self, StoreOp::Llm, pool => {
             sqlx::query(
                 "UPDATE fault_records SET llm_status = 'confirmed', updated_at = ? \
                  WHERE id = ? AND llm_status = 'diagnosed'",
@@ -255,6 +263,7 @@ impl Store {
             .await?
             .rows_affected()
         });
+        self.wrote(Table::FaultRecords, n);
         Ok(n > 0)
     }
 }

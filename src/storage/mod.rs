@@ -6,6 +6,7 @@
 //! Times are UTC epoch milliseconds in `BIGINT` columns on both backends.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -17,6 +18,7 @@ use sqlx::{QueryBuilder, Row};
 
 use crate::config::{DatabaseSettings, DbKind, redact_url};
 use crate::domain::{Level, LogRecord, StreamKey};
+use crate::metrics::Metrics;
 use crate::rules::Finding;
 
 #[derive(Debug, thiserror::Error)]
@@ -71,20 +73,104 @@ pub struct Salvage {
 /// Size a refused record's message is cut to before the last try.
 const SALVAGE_MESSAGE_BYTES: usize = 64 * 1024;
 
+/// The connection pool of the configured backend.
 #[derive(Clone, Debug)]
-pub enum Store {
+pub enum StorePool {
     Sqlite(SqlitePool),
     MySql(MySqlPool),
 }
 
-/// Run the same body against whichever pool this store holds.
+/// The database, and the metrics its writes and failures are counted in: none for a store
+/// opened alone (CLI commands, tests); the application attaches its own
+/// ([`Store::with_metrics`]).
+#[derive(Clone)]
+pub struct Store {
+    pool: StorePool,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a store operation does, for `storage_errors_total{op}`: a closed set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOp {
+    /// Log records and their findings, checkpoint and watermarks (one transaction).
+    InsertLogs,
+    /// The retention sweep of `system_logs`.
+    Retention,
+    /// Acknowledging or resolving a fault.
+    FaultStatus,
+    /// A health-check run: its snapshot row, the faults it opens, confirms or resolves, and
+    /// the pruning of old snapshots.
+    Snapshot,
+    ExecLog,
+    /// Alert states, the outbox, silences.
+    Alerting,
+    /// Escalation results and the LLM answer cache.
+    Llm,
+    Remediation,
+    /// Any query that only reads.
+    Read,
+}
+
+impl StoreOp {
+    pub const ALL: [StoreOp; 9] = [
+        StoreOp::InsertLogs,
+        StoreOp::Retention,
+        StoreOp::FaultStatus,
+        StoreOp::Snapshot,
+        StoreOp::ExecLog,
+        StoreOp::Alerting,
+        StoreOp::Llm,
+        StoreOp::Remediation,
+        StoreOp::Read,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreOp::InsertLogs => "insert_logs",
+            StoreOp::Retention => "retention",
+            StoreOp::FaultStatus => "fault_status",
+            StoreOp::Snapshot => "snapshot",
+            StoreOp::ExecLog => "exec_log",
+            StoreOp::Alerting => "alerting",
+            StoreOp::Llm => "llm",
+            StoreOp::Remediation => "remediation",
+            StoreOp::Read => "read",
+        }
+    }
+}
+
+/// Run the same body against whichever pool this store holds. The body's `?` ends the
+/// enclosing function with the error, counted in `storage_errors_total{op}` (`op` is a
+/// [`StoreOp`], `Read` unless given).
 macro_rules! with_pool {
     ($store:expr, $pool:ident => $body:expr) => {
-        match $store {
-            Store::Sqlite($pool) => $body,
-            Store::MySql($pool) => $body,
-        }
+        with_pool!($store, $crate::storage::StoreOp::Read, $pool => $body)
     };
+    ($store:expr, $op:expr, $pool:ident => $body:expr) => {{
+        let store: &$crate::storage::Store = $store;
+        let res = async {
+            Ok::<_, $crate::storage::StoreError>(match store.pool() {
+                $crate::storage::StorePool::Sqlite($pool) => $body,
+                $crate::storage::StorePool::MySql($pool) => $body,
+            })
+        }
+        .await;
+        match res {
+            Ok(v) => v,
+            Err(e) => {
+                store.failed($op);
+                return Err(e);
+            }
+        }
+    }};
 }
 
 mod faults;
@@ -187,7 +273,7 @@ impl Store {
                     .connect_with(opts)
                     .await
                     .map_err(connect_err)?;
-                Ok(Store::Sqlite(pool))
+                Ok(Store::new(StorePool::Sqlite(pool)))
             }
             Some(DbKind::MySql) => {
                 let url = db.url.replacen("mariadb://", "mysql://", 1);
@@ -200,30 +286,73 @@ impl Store {
                     .connect_with(opts)
                     .await
                     .map_err(connect_err)?;
-                Ok(Store::MySql(pool))
+                Ok(Store::new(StorePool::MySql(pool)))
             }
             None => Err(StoreError::Url(redact_url(&db.url))),
         }
     }
 
+    fn new(pool: StorePool) -> Store {
+        Store {
+            pool,
+            metrics: None,
+        }
+    }
+
+    /// This store, counting its rows written, failures and fault transitions in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Store {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The pool (tests run their own SQL on it).
+    pub fn pool(&self) -> &StorePool {
+        &self.pool
+    }
+
     pub fn kind(&self) -> DbKind {
-        match self {
-            Store::Sqlite(_) => DbKind::Sqlite,
-            Store::MySql(_) => DbKind::MySql,
+        match self.pool {
+            StorePool::Sqlite(_) => DbKind::Sqlite,
+            StorePool::MySql(_) => DbKind::MySql,
+        }
+    }
+
+    fn metrics(&self) -> Option<&Metrics> {
+        self.metrics.as_deref()
+    }
+
+    /// Count a failed operation.
+    fn failed(&self, op: StoreOp) {
+        if let Some(m) = self.metrics() {
+            m.storage_errors.with_label_values(&[op.as_str()]).inc();
+        }
+    }
+
+    /// Count rows inserted or updated (once the statement or its transaction succeeded).
+    fn wrote(&self, table: Table, rows: u64) {
+        if let Some(m) = self.metrics()
+            && rows > 0
+        {
+            m.storage_rows_written
+                .with_label_values(&[table.as_str()])
+                .inc_by(rows);
         }
     }
 
     /// Apply pending migrations from `migrations/<dialect>/` (embedded in the binary).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
-            Store::MySql(pool) => sqlx::migrate!("./migrations/mysql").run(pool).await?,
+        match &self.pool {
+            StorePool::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+            StorePool::MySql(pool) => sqlx::migrate!("./migrations/mysql").run(pool).await?,
         }
         Ok(())
     }
 
     pub async fn close(&self) {
-        with_pool!(self, pool => pool.close().await)
+        match &self.pool {
+            StorePool::Sqlite(pool) => pool.close().await,
+            StorePool::MySql(pool) => pool.close().await,
+        }
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -274,8 +403,9 @@ impl Store {
         marks: &[(StreamKey, u64)],
     ) -> Result<u64, StoreError> {
         let mut inserted = 0u64;
+        let mut upserts = faults::UpsertTotals::default();
         let kind = self.kind();
-        with_pool!(self, pool => {
+        with_pool!(self, StoreOp::InsertLogs, pool => {
             let mut tx = pool.begin().await?;
             let mut start = 0;
             while start < records.len() {
@@ -318,7 +448,8 @@ impl Store {
                 start = end;
             }
             for f in findings {
-                faults::upsert_finding!(kind, &mut *tx, f);
+                let done = faults::upsert_finding!(kind, &mut *tx, f);
+                upserts.add(f, done);
             }
             for chunk in marks.chunks(INSERT_ROWS) {
                 let mut qb = QueryBuilder::new(
@@ -352,6 +483,8 @@ impl Store {
             sqlx::query(upsert).bind(cp).execute(&mut *tx).await?;
             tx.commit().await?;
         });
+        self.wrote(Table::SystemLogs, inserted);
+        self.counted_upserts(&upserts);
         Ok(inserted)
     }
 
@@ -491,7 +624,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let mut total = 0u64;
         loop {
-            let bound: Option<i64> = with_pool!(self, pool => {
+            let bound: Option<i64> = with_pool!(self, StoreOp::Retention, pool => {
                 sqlx::query_scalar(
                     "SELECT MAX(id) FROM (SELECT id FROM system_logs WHERE received_at < ? \
                      ORDER BY id LIMIT ?) AS oldest",
@@ -502,7 +635,7 @@ impl Store {
                 .await?
             });
             let Some(bound) = bound else { break };
-            let deleted = with_pool!(self, pool => {
+            let deleted = with_pool!(self, StoreOp::Retention, pool => {
                 sqlx::query("DELETE FROM system_logs WHERE id <= ? AND received_at < ?")
                     .bind(bound)
                     .bind(cutoff_ms)
@@ -513,7 +646,7 @@ impl Store {
             total += deleted;
             // Links from faults to the deleted lines go with them (the fault keeps its
             // evidence text).
-            with_pool!(self, pool => {
+            with_pool!(self, StoreOp::Retention, pool => {
                 sqlx::query("DELETE FROM fault_evidence WHERE log_id <= ? AND log_id NOT IN (SELECT id FROM system_logs WHERE id <= ?)")
                     .bind(bound)
                     .bind(bound)
@@ -529,23 +662,54 @@ impl Store {
 
     /// Row count of a table this module knows (tests and diagnostics).
     pub async fn count_rows(&self, table: Table) -> Result<i64, StoreError> {
-        let sql = match table {
-            Table::SystemLogs => "SELECT COUNT(*) FROM system_logs",
-            Table::FaultRecords => "SELECT COUNT(*) FROM fault_records",
-            Table::ExecLogs => "SELECT COUNT(*) FROM exec_logs",
-            Table::ClusterStatus => "SELECT COUNT(*) FROM cluster_status",
-        };
+        // Table names are a closed set of static strings, never input.
+        let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {}", table.as_str()));
         let n: i64 = with_pool!(self, pool => sqlx::query(sql).fetch_one(pool).await?.try_get(0)?);
         Ok(n)
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+/// The tables whose writes are counted (`storage_rows_written_total{table}`); bookkeeping
+/// tables (checkpoint, stream watermarks, alert states, link tables of the outbox) are not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
     SystemLogs,
     FaultRecords,
+    FaultEvidence,
     ExecLogs,
     ClusterStatus,
+    AlertOutbox,
+    Silences,
+    LlmCache,
+    Remediations,
+}
+
+impl Table {
+    pub const ALL: [Table; 9] = [
+        Table::SystemLogs,
+        Table::FaultRecords,
+        Table::FaultEvidence,
+        Table::ExecLogs,
+        Table::ClusterStatus,
+        Table::AlertOutbox,
+        Table::Silences,
+        Table::LlmCache,
+        Table::Remediations,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Table::SystemLogs => "system_logs",
+            Table::FaultRecords => "fault_records",
+            Table::FaultEvidence => "fault_evidence",
+            Table::ExecLogs => "exec_logs",
+            Table::ClusterStatus => "cluster_status",
+            Table::AlertOutbox => "alert_outbox",
+            Table::Silences => "silences",
+            Table::LlmCache => "llm_cache",
+            Table::Remediations => "remediations",
+        }
+    }
 }
 
 /// `%text%` with LIKE wildcards in `text` escaped by `!`.

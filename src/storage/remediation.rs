@@ -3,7 +3,8 @@
 use serde::Serialize;
 
 use super::faults::LastInsertId as _;
-use super::{Store, StoreError, truncate_str};
+use super::{Store, StoreError, StoreOp, Table, truncate_str};
+use crate::metrics::Resolution;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct RemediationRow {
@@ -53,15 +54,17 @@ impl Store {
         &self,
         now_ms: i64,
     ) -> Result<Vec<RemediationRow>, StoreError> {
-        with_pool!(self, pool => {
+        let n = with_pool!(self, StoreOp::Remediation, pool => {
             sqlx::query(
                 "UPDATE remediations SET status = 'failed', finished_at = ?, open_fault = NULL, \
                  message = 'interrupted: the engine stopped during the run' WHERE status = 'running'",
             )
             .bind(now_ms)
             .execute(pool)
-            .await?;
+            .await?
+            .rows_affected()
         });
+        self.wrote(Table::Remediations, n);
         let sql = format!("SELECT {COLUMNS} FROM remediations WHERE status = 'succeeded'");
         let rows = with_pool!(self, pool => {
             sqlx::query_as::<_, RemediationRow>(sqlx::AssertSqlSafe(sql))
@@ -71,14 +74,16 @@ impl Store {
         Ok(rows)
     }
 
-    /// Resolve a fault only if it has not occurred again (`occurrences` unchanged).
+    /// Resolve a fault only if it has not occurred again (`occurrences` unchanged): a
+    /// remediation's re-check.
     pub async fn resolve_fault_if_quiet(
         &self,
         id: i64,
         occurrences: i64,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let n = with_pool!(self, pool => {
+        let fault_type = self.fault_type_of(id).await?;
+        let n = with_pool!(self, StoreOp::FaultStatus, pool => {
             sqlx::query(
                 "UPDATE fault_records SET status = 'resolved', resolved_at = ?, open_fingerprint = NULL, \
                  updated_at = ? WHERE id = ? AND occurrences = ? AND status <> 'resolved'",
@@ -91,6 +96,7 @@ impl Store {
             .await?
             .rows_affected()
         });
+        self.resolved(n, fault_type.as_deref(), Resolution::Remediation);
         Ok(n > 0)
     }
 
@@ -107,7 +113,7 @@ impl Store {
 
     pub async fn insert_remediation(&self, r: &NewRemediation<'_>) -> Result<i64, StoreError> {
         let args = serde_json::to_string(r.args).unwrap_or_else(|_| "[]".into());
-        let id = with_pool!(self, pool => {
+        let id = with_pool!(self, StoreOp::Remediation, pool => {
             sqlx::query(
                 "INSERT INTO remediations (fault_id, script, args, cluster, host, status, mode, \
                  proposed_by, proposed_at, message, open_fault) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -127,6 +133,7 @@ impl Store {
             .await?
             .last_insert_id_i64()
         });
+        self.wrote(Table::Remediations, 1);
         Ok(id)
     }
 
@@ -163,7 +170,7 @@ impl Store {
         by: &str,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let n = with_pool!(self, pool => {
+        let n = with_pool!(self, StoreOp::Remediation, pool => {
             sqlx::query(
                 "UPDATE remediations SET status = 'running', approved_by = ?, approved_at = ? \
                  WHERE id = ? AND status = 'proposed'",
@@ -175,6 +182,7 @@ impl Store {
             .await?
             .rows_affected()
         });
+        self.wrote(Table::Remediations, n);
         Ok(n > 0)
     }
 
@@ -187,7 +195,7 @@ impl Store {
         message: &str,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
+        let n = with_pool!(self, StoreOp::Remediation, pool => {
             sqlx::query(
                 "UPDATE remediations SET status = ?, exec_log_id = COALESCE(?, exec_log_id), \
                  finished_at = ?, message = ?, open_fault = NULL WHERE id = ?",
@@ -198,8 +206,10 @@ impl Store {
             .bind(truncate_str(message, 4000))
             .bind(id)
             .execute(pool)
-            .await?;
+            .await?
+            .rows_affected()
         });
+        self.wrote(Table::Remediations, n);
         Ok(())
     }
 }

@@ -4,8 +4,9 @@ use serde::Serialize;
 use sqlx::{QueryBuilder, Row};
 
 use super::faults::LastInsertId as _;
-use super::{MAX_CLUSTER, MAX_HOST, Store, StoreError, truncate_str};
+use super::{MAX_CLUSTER, MAX_HOST, Store, StoreError, StoreOp, Table, truncate_str};
 use crate::cluster::snapshot::{ClusterSnapshot, Health};
+use crate::metrics::Resolution;
 
 /// One run of a health check, script or remediation, as `exec_logs` keeps it.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -103,7 +104,7 @@ fn i64_of(n: Option<u64>) -> Option<i64> {
 impl Store {
     pub async fn insert_exec_log(&self, e: &ExecLog) -> Result<i64, StoreError> {
         let args = serde_json::to_string(&e.args).unwrap_or_else(|_| "[]".into());
-        let id = with_pool!(self, pool => {
+        let id = with_pool!(self, StoreOp::ExecLog, pool => {
             sqlx::query(
                 "INSERT INTO exec_logs (kind, name, command, args, cluster, host, target, \
                  trigger_source, fault_id, requested_by, approved_by, started_at, finished_at, \
@@ -133,6 +134,7 @@ impl Store {
             .await?
             .last_insert_id_i64()
         });
+        self.wrote(Table::ExecLogs, 1);
         Ok(id)
     }
 
@@ -187,7 +189,7 @@ impl Store {
             .iter()
             .filter_map(|a| a.fullest().and_then(|c| c.fill_percent))
             .fold(None, |m: Option<f64>, f| Some(m.map_or(f, |m| m.max(f))));
-        let id = with_pool!(self, pool => {
+        let id = with_pool!(self, StoreOp::Snapshot, pool => {
             sqlx::query(
                 "INSERT INTO cluster_status (taken_at, cluster, namenode_state, live_datanodes, \
                  dead_datanodes, stale_datanodes, decommissioning_datanodes, capacity_total_bytes, \
@@ -223,6 +225,7 @@ impl Store {
             .await?
             .last_insert_id_i64()
         });
+        self.wrote(Table::ClusterStatus, 1);
         Ok(id)
     }
 
@@ -266,7 +269,7 @@ impl Store {
         let Some(oldest_kept) = newest.last().filter(|_| newest.len() as u32 >= keep.max(1)) else {
             return Ok(0);
         };
-        let n = with_pool!(self, pool => {
+        let n = with_pool!(self, StoreOp::Snapshot, pool => {
             sqlx::query("DELETE FROM cluster_status WHERE cluster = ? AND id < ?")
                 .bind(cluster)
                 .bind(oldest_kept.id)
@@ -304,10 +307,7 @@ impl Store {
         covered: impl Fn(&str) -> bool,
     ) -> Result<SnapshotFaultOutcome, StoreError> {
         use super::faults::{MAX_TEXT, stored_fingerprint};
-        let kind = match self {
-            Store::Sqlite(_) => crate::config::DbKind::Sqlite,
-            Store::MySql(_) => crate::config::DbKind::MySql,
-        };
+        let kind = self.kind();
         let select = match kind {
             crate::config::DbKind::MySql => {
                 "SELECT id, evidence FROM fault_records WHERE open_fingerprint = ? FOR UPDATE"
@@ -319,7 +319,10 @@ impl Store {
         let now = crate::now_ms();
         let mut out = SnapshotFaultOutcome::default();
         let mut shown: Vec<String> = Vec::new();
-        with_pool!(self, pool => {
+        // For the metrics, once committed: (type, severity) opened, types resolved.
+        let mut opened: Vec<(&str, &str)> = Vec::new();
+        let mut resolved: Vec<String> = Vec::new();
+        with_pool!(self, StoreOp::Snapshot, pool => {
             let mut tx = pool.begin().await?;
             for f in faults {
                 let fp = stored_fingerprint(&f.fingerprint(cluster));
@@ -385,17 +388,18 @@ impl Store {
                         .await?
                         .last_insert_id_i64();
                         out.opened.push(id);
+                        opened.push((f.fault_type, f.severity.as_str()));
                     }
                 }
             }
-            let open: Vec<(i64, String, String)> = sqlx::query_as(
-                "SELECT id, open_fingerprint, evidence FROM fault_records \
+            let open: Vec<(i64, String, String, String)> = sqlx::query_as(
+                "SELECT id, open_fingerprint, evidence, fault_type FROM fault_records \
                  WHERE cluster = ? AND open_fingerprint IS NOT NULL",
             )
             .bind(truncate_str(cluster, MAX_CLUSTER))
             .fetch_all(&mut *tx)
             .await?;
-            for (id, fp, evidence) in open {
+            for (id, fp, evidence, fault_type) in open {
                 if shown.contains(&fp) {
                     continue;
                 }
@@ -415,9 +419,20 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
                 out.resolved.push(id);
+                resolved.push(fault_type);
             }
             tx.commit().await?;
         });
+        let written = out.opened.len() + out.confirmed.len() + out.resolved.len();
+        self.wrote(Table::FaultRecords, written as u64);
+        if let Some(m) = self.metrics() {
+            for (fault_type, severity) in opened {
+                m.fault_opened(fault_type, severity);
+            }
+            for fault_type in &resolved {
+                m.fault_resolved(fault_type, Resolution::Snapshot);
+            }
+        }
         Ok(out)
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, TestApp, metric_sum, metric_value, spawn_app, spawn_app_with};
 
 const LOST: &str = "2025-03-14 10:41:07,219 INFO org.apache.hadoop.hdfs.StateChange: BLOCK* removeDeadDatanode: lost heartbeat from 10.20.1.104:9866, removeBlocksFromBlockMap true";
 
@@ -280,7 +280,94 @@ async fn rules_reload_swaps_the_set_or_keeps_the_old_one(backend: Backend) {
     );
 }
 
+/// The fault and ingest metrics: a new fault is counted opened once (its repeats are not),
+/// an operator's resolve once (a repeated resolve is not), a recurrence opens again; every
+/// accepted ingest request is one observation of the batch size, a rejected one none.
+async fn fault_transitions_and_ingest_batches_are_counted(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let opened =
+        "faultline_faults_opened_total{fault_type=\"datanode_lost\",severity=\"critical\"}";
+    let resolved = "faultline_faults_resolved_total{fault_type=\"datanode_lost\",how=\"api\"}";
+    let q = "?host=nn1&service=namenode";
+    assert_eq!(app.upload(q, "text/plain", LOST).await.status(), 200);
+    // Two repeats in one request.
+    let repeats = format!(
+        "{}\n{}",
+        LOST.replace("10:41:07", "10:51:07"),
+        LOST.replace("10:41:07", "10:52:07")
+    );
+    assert_eq!(app.upload(q, "text/plain", repeats).await.status(), 200);
+    let faults = wait_faults(&app, "?fault_type=datanode_lost", |f| {
+        f.first().is_some_and(|x| x["occurrences"] == 3)
+    })
+    .await;
+    let id = faults[0]["id"].as_i64().unwrap();
+    let m = app.wait_metric(opened, |v| v >= 1.0).await;
+    assert_eq!(metric_value(&m, opened), 1.0, "repeats open nothing:\n{m}");
+    assert_eq!(metric_value(&m, resolved), 0.0);
+
+    for _ in 0..2 {
+        let (s, body) = post(&app, &format!("/api/faults/{id}/resolve"), "").await;
+        assert_eq!(s, 200, "{body}");
+    }
+    let m = app.metrics().await;
+    assert_eq!(metric_value(&m, resolved), 1.0, "resolved once:\n{m}");
+    assert_eq!(
+        metric_sum(&m, "faultline_faults_resolved_total{"),
+        1.0,
+        "{m}"
+    );
+
+    let again = LOST.replace("10:41:07", "12:00:00");
+    assert_eq!(app.upload(q, "text/plain", again).await.status(), 200);
+    wait_faults(&app, "?status=open", |f| !f.is_empty()).await;
+    let m = app.wait_metric(opened, |v| v >= 2.0).await;
+    assert_eq!(
+        metric_value(&m, opened),
+        2.0,
+        "the recurrence is a new fault"
+    );
+    assert_eq!(metric_sum(&m, "faultline_faults_opened_total{"), 2.0);
+
+    // Rejected: not a batch.
+    assert_eq!(
+        app.upload(q, "application/json", "{nope").await.status(),
+        400
+    );
+    let m = app.metrics().await;
+    let accepted: f64 = m
+        .lines()
+        .filter(|l| {
+            l.starts_with("faultline_ingest_requests_total{") && l.contains("status=\"200\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(accepted, 3.0, "{m}");
+    assert_eq!(
+        metric_sum(&m, "faultline_ingest_batch_lines_count{"),
+        accepted,
+        "one observation per accepted request:\n{m}"
+    );
+    assert_eq!(metric_sum(&m, "faultline_ingest_batch_lines_sum{"), 4.0);
+    assert_eq!(
+        metric_value(&m, "faultline_ingest_batch_lines_count{shape=\"text\"}"),
+        1.0,
+        "the two-line body"
+    );
+    assert_eq!(
+        metric_value(
+            &m,
+            "faultline_storage_rows_written_total{table=\"system_logs\"}"
+        ),
+        4.0
+    );
+    assert_eq!(metric_sum(&m, "faultline_storage_errors_total{"), 0.0);
+}
+
 both_backends!(
+    fault_transitions_and_ingest_batches_are_counted,
     posted_fault_lines_become_a_fault_record,
     a_repeat_updates_the_fault_and_resolve_then_recurrence_opens_a_new_one,
     faults_filter_and_page,

@@ -244,6 +244,24 @@ impl TestApp {
             .expect("text")
     }
 
+    /// Poll `/metrics` until `series` (as [`metric_value`] reads it) satisfies `pred` (15 s
+    /// at most); returns the metrics text.
+    pub async fn wait_metric(&self, series: &str, pred: impl Fn(f64) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let m = self.metrics().await;
+            if pred(metric_value(&m, series)) {
+                return m;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "timed out waiting for {series} (now {}):\n{m}",
+                metric_value(&m, series)
+            );
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+
     pub async fn stop(&self) {
         self.handle.stop(true).await;
     }
@@ -340,6 +358,14 @@ pub fn metric_value(text: &str, series: &str) -> f64 {
                 .ok()
         })
         .unwrap_or(0.0)
+}
+
+/// Sum of every sample whose series starts with `prefix` (e.g. `name{` for all label sets).
+pub fn metric_sum(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// Generate a `#[actix_web::test]` per backend from an `async fn(Backend)`.

@@ -18,11 +18,11 @@ pub async fn rename_logs_table(app: &TestApp, from: &str, to: &str) {
 /// Run SQL (DDL) on the app's own database.
 async fn exec(app: &TestApp, sql: &str) {
     let sql = sqlx::AssertSqlSafe(sql.to_string());
-    match &app.store {
-        faultline::storage::Store::Sqlite(p) => {
+    match app.store.pool() {
+        faultline::storage::StorePool::Sqlite(p) => {
             sqlx::raw_sql(sql).execute(p).await.unwrap();
         }
-        faultline::storage::Store::MySql(p) => {
+        faultline::storage::StorePool::MySql(p) => {
             sqlx::raw_sql(sql).execute(p).await.unwrap();
         }
     }
@@ -104,6 +104,18 @@ async fn record_stage_failure_is_restarted_and_loses_nothing(b: Backend) {
     assert!(
         metric_value(&m, "faultline_actor_restarts_total{actor=\"parse\"}") >= 1.0,
         "parse rewound:\n{m}"
+    );
+    assert!(
+        metric_value(&m, "faultline_storage_errors_total{op=\"insert_logs\"}") >= 1.0,
+        "the failed writes are counted:\n{m}"
+    );
+    assert_eq!(
+        metric_value(
+            &m,
+            "faultline_storage_rows_written_total{table=\"system_logs\"}"
+        ),
+        21.0,
+        "each row once, replays insert nothing"
     );
 }
 

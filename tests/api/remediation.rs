@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, spawn_app_with};
+use crate::helpers::{Backend, TestApp, metric_sum, metric_value, spawn_app_with};
 
 fn lost(dn: &str, i: u32) -> String {
     format!(
@@ -156,6 +156,16 @@ async fn approval_flow_runs_once_with_fault_fields_and_rechecks(b: Backend) {
     assert!(log["stdout"].as_str().unwrap().contains("restarted"));
     let f = app.get_json(&format!("/api/faults/{fid}")).await;
     assert_eq!(f["status"], "resolved", "quiet after the run");
+    let m = app.metrics().await;
+    assert_eq!(
+        metric_value(
+            &m,
+            "faultline_faults_resolved_total{fault_type=\"datanode_lost\",how=\"remediation\"}"
+        ),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(metric_sum(&m, "faultline_faults_resolved_total{"), 1.0);
     app.stop().await;
 }
 

@@ -6,7 +6,7 @@ use faultline::rules::compile::Severity;
 use faultline::storage::{ExecLog, ExecQuery, Table};
 
 use crate::both_backends;
-use crate::helpers::{Backend, spawn_app};
+use crate::helpers::{Backend, metric_value, spawn_app};
 
 fn snapshot(cluster: &str, taken_ms: i64, dead: u64) -> ClusterSnapshot {
     ClusterSnapshot {
@@ -199,6 +199,31 @@ async fn snapshot_faults_open_confirm_and_resolve(b: Backend) {
         .unwrap();
     assert_eq!(again.opened.len(), 1);
     assert_ne!(again.opened[0], first.opened[1]);
+    // Counted: three faults opened (not the confirmations), one resolved by a snapshot.
+    let m = app.metrics().await;
+    assert_eq!(
+        metric_value(
+            &m,
+            "faultline_faults_opened_total{fault_type=\"datanode_lost\",severity=\"critical\"}"
+        ),
+        3.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric_value(
+            &m,
+            "faultline_faults_resolved_total{fault_type=\"datanode_lost\",how=\"snapshot\"}"
+        ),
+        1.0
+    );
+    // 2 opened, 2 confirmed, 1 confirmed + 1 resolved, 1 confirmed + 1 opened.
+    assert_eq!(
+        metric_value(
+            &m,
+            "faultline_storage_rows_written_total{table=\"fault_records\"}"
+        ),
+        8.0
+    );
 }
 
 both_backends!(
