@@ -7,8 +7,9 @@ use serde::Serialize;
 
 /// Log severity. Ordered so that `level >= Level::Warn` means "WARN or worse".
 /// `Unknown` (a line with no recognised header) ranks lowest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
+#[schema(description = "A log level; `UNKNOWN` is a line with no recognised header.")]
 pub enum Level {
     Unknown = 0,
     Trace = 1,

@@ -34,7 +34,7 @@ impl Clock for SystemClock {
 }
 
 /// The last run of a check.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LastRun {
     pub started_at: i64,
     pub finished_at: i64,
@@ -45,7 +45,7 @@ pub struct LastRun {
 }
 
 /// One check of one cluster, as `GET /api/health-checks` lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CheckState {
     pub cluster: String,
     pub check: String,

@@ -6,17 +6,39 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
+use super::error::ErrorBody;
 use super::{ApiError, AppState, params};
-use crate::actors::scheduler::RunNow;
+use crate::actors::scheduler::{CheckState, RunNow};
+use crate::cluster::runner::RunReport;
 use crate::cluster::settings::CHECKS;
 use crate::cluster::snapshot::{Change, ClusterSnapshot, Health};
+use crate::storage::SnapshotRow;
 
-#[derive(Debug, Deserialize)]
+/// The query of `POST /api/health-checks/run` (an empty value is the same as none).
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct RunParams {
+#[into_params(parameter_in = Query)]
+pub(crate) struct RunParams {
+    /// Only this configured cluster (all when absent).
+    #[param(example = "prod")]
     cluster: Option<String>,
+    /// Only this check (all when absent).
+    #[param(schema_with = super::openapi::check_param, example = "namenode")]
     check: Option<String>,
+}
+
+/// `POST /api/health-checks/run`: what each run did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunsOut {
+    runs: Vec<RunReport>,
+}
+
+/// `GET /api/health-checks`: every check of every cluster.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChecksOut {
+    checks: Vec<CheckState>,
 }
 
 fn known_cluster(state: &AppState, name: &Option<String>) -> Result<(), ApiError> {
@@ -28,6 +50,31 @@ fn known_cluster(state: &AppState, name: &Option<String>) -> Result<(), ApiError
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/health-checks/run",
+    tag = "cluster",
+    summary = "Run health checks now; answers once their results are recorded",
+    security(("bearer" = ["operator"])),
+    params(RunParams),
+    responses(
+        (status = 200, description = "One report per cluster run", body = RunsOut, example = json!({
+            "runs": [{
+                "cluster": "prod", "checks": ["namenode"], "started_at": 1715508852118_i64,
+                "health": "ok", "snapshot_id": 12, "exec_log_ids": [31],
+                "statuses": {"success": 1}, "errors": [],
+                "faults": {"opened": [], "confirmed": [], "resolved": []}
+            }]
+        })),
+        (status = 400, description = "An unknown parameter or check", body = ErrorBody,
+            example = json!({"error": "unknown check `disk` (one of namenode, resourcemanager, flume, ports, ssh, scripts)", "status": 400})),
+        (status = 404, description = "No such cluster in the configuration", body = ErrorBody,
+            example = json!({"error": "no cluster `prod` in the configuration", "status": 404})),
+        (status = 409, description = "No cluster is configured", body = ErrorBody,
+            example = json!({"error": "no cluster is configured ([[clusters]] in faultline.toml)", "status": 409})),
+        (status = 503, description = "The scheduler is not running", body = ErrorBody),
+    )
+)]
 pub async fn run(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let p: RunParams = params::query(&req)?;
     let (cluster, check) = (params::non_empty(p.cluster), params::non_empty(p.check));
@@ -48,9 +95,25 @@ pub async fn run(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
         .send(RunNow { cluster, check })
         .await
         .map_err(|e| ApiError::Unavailable(format!("the scheduler is not running: {e}")))?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "runs": runs })))
+    Ok(HttpResponse::Ok().json(RunsOut { runs }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/health-checks",
+    tag = "cluster",
+    summary = "Every check: schedule, next run, last result, runs, skips",
+    security(("bearer" = ["read"])),
+    responses(
+        (status = 200, description = "Every check of every configured cluster", body = ChecksOut, example = json!({
+            "checks": [{
+                "cluster": "prod", "check": "namenode", "schedule": "0 * * * * *",
+                "next_due_ms": 1715508900000_i64, "running": false, "runs": 12, "skipped": 0,
+                "last": {"started_at": 1715508840000_i64, "finished_at": 1715508840150_i64, "status": "success", "message": ""}
+            }]
+        })),
+    )
+)]
 pub async fn list(state: web::Data<AppState>) -> HttpResponse {
     let checks = state
         .scheduler_shared
@@ -58,35 +121,70 @@ pub async fn list(state: web::Data<AppState>) -> HttpResponse {
         .lock()
         .map(|c| c.clone())
         .unwrap_or_else(|p| p.into_inner().clone());
-    HttpResponse::Ok().json(serde_json::json!({ "checks": checks }))
+    HttpResponse::Ok().json(ChecksOut { checks })
 }
 
-#[derive(Debug, Deserialize)]
+/// The query of `GET /api/cluster/status` (an empty value is the same as none).
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct StatusParams {
+#[into_params(parameter_in = Query)]
+pub(crate) struct StatusParams {
+    /// Only this configured cluster (all when absent).
+    #[param(example = "prod")]
     cluster: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct ClusterStatusOut {
+/// `GET /api/cluster/status`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClusterStatusList {
+    /// One per configured cluster that has been read at least once.
+    clusters: Vec<ClusterStatusOut>,
+}
+
+/// The newest reading of one cluster.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClusterStatusOut {
     cluster: String,
+    /// When the newest part was read (epoch ms).
     taken_at: i64,
     health: Health,
     /// Faults this reading shows (the fault records are in `/api/faults`).
-    faults: Vec<FaultOut>,
+    faults: Vec<SnapshotFaultOut>,
+    /// What changed with the last run.
     changes: Vec<Change>,
+    /// Every part as last read (a part that failed to read shows its error instead).
     snapshot: ClusterSnapshot,
 }
 
-#[derive(Debug, Serialize)]
-struct FaultOut {
+/// A fault a cluster reading shows.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SnapshotFaultOut {
+    /// A class id of the taxonomy, or `unknown`.
+    #[schema(value_type = String)]
     fault_type: &'static str,
+    /// What it is about (a DataNode address, a host, an agent/channel).
     entity: String,
-    severity: &'static str,
+    severity: crate::rules::Severity,
     title: String,
+    /// The snapshot values it rests on.
     evidence: Vec<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/cluster/status",
+    tag = "cluster",
+    summary = "The newest reading of each cluster: its health, the faults it shows, what changed",
+    security(("bearer" = ["read"])),
+    params(StatusParams),
+    responses(
+        (status = 200, description = "The clusters' status", body = ClusterStatusList,
+            example = json!({"clusters": []})),
+        (status = 400, description = "An unknown parameter", body = ErrorBody),
+        (status = 404, description = "No such cluster in the configuration", body = ErrorBody,
+            example = json!({"error": "no cluster `prod` in the configuration", "status": 404})),
+    )
+)]
 pub async fn status(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -109,10 +207,10 @@ pub async fn status(
             .latest
             .faults(&history, &shared.thresholds)
             .into_iter()
-            .map(|f| FaultOut {
+            .map(|f| SnapshotFaultOut {
                 fault_type: f.fault_type,
                 entity: f.entity,
-                severity: f.severity.as_str(),
+                severity: f.severity,
                 title: f.title,
                 evidence: f.evidence,
             })
@@ -126,17 +224,59 @@ pub async fn status(
             snapshot: v.latest.clone(),
         });
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "clusters": out })))
+    Ok(HttpResponse::Ok().json(ClusterStatusList { clusters: out }))
 }
 
-#[derive(Debug, Deserialize)]
+/// The query of `GET /api/cluster/status/history` (an empty value is the same as none).
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct HistoryParams {
+#[into_params(parameter_in = Query)]
+pub(crate) struct HistoryParams {
+    /// The configured cluster (may be left out when only one is configured).
+    #[param(example = "prod")]
     cluster: Option<String>,
+    /// Page size.
+    #[param(schema_with = super::openapi::limit_500_param, example = 50)]
     limit: Option<String>,
+    /// Only snapshots older than this snapshot id (the previous page's `next_before`).
+    #[param(schema_with = super::openapi::id_param, example = 120)]
     before: Option<String>,
 }
 
+/// `GET /api/cluster/status/history`: stored snapshots, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryOut {
+    cluster: String,
+    snapshots: Vec<SnapshotRow>,
+    /// Pass as `before` for the next page; `null` on the last page.
+    next_before: Option<i64>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/cluster/status/history",
+    tag = "cluster",
+    summary = "A cluster's stored snapshots, newest first, with paging",
+    security(("bearer" = ["read"])),
+    params(HistoryParams),
+    responses(
+        (status = 200, description = "A page of snapshots", body = HistoryOut, example = json!({
+            "cluster": "prod",
+            "snapshots": [{
+                "id": 12, "taken_at": 1715508852118_i64, "cluster": "prod", "health": "ok",
+                "snapshot": {"cluster": "prod", "taken_ms": 1715508852118_i64, "namenode_address": null,
+                    "namenode": null, "resourcemanager": null, "flume": [], "ports": [], "ssh": [], "errors": []}
+            }],
+            "next_before": null
+        })),
+        (status = 400, description = "An unknown parameter, a bad `limit` or `before`, or no `cluster` while several are configured", body = ErrorBody,
+            example = json!({"error": "`cluster` is required when several clusters are configured", "status": 400})),
+        (status = 404, description = "No such cluster in the configuration", body = ErrorBody),
+        (status = 409, description = "No cluster is configured", body = ErrorBody,
+            example = json!({"error": "no cluster is configured ([[clusters]] in faultline.toml)", "status": 409})),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    )
+)]
 pub async fn history(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -171,9 +311,9 @@ pub async fn history(
     let next_before = (rows.len() as u32 == limit)
         .then(|| rows.last().map(|r| r.id))
         .flatten();
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "cluster": cluster,
-        "snapshots": rows,
-        "next_before": next_before,
-    })))
+    Ok(HttpResponse::Ok().json(HistoryOut {
+        cluster,
+        snapshots: rows,
+        next_before,
+    }))
 }

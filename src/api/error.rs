@@ -2,9 +2,15 @@
 //! (`{"error": "..."}`): Flume's HttpSink on JDK 8 mis-handles empty error bodies.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use actix_web::http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::remediation::RemediationOut;
+use crate::llm::escalator::Escalation;
+use crate::rules::Finding;
+use crate::rules::RuleError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -20,8 +26,9 @@ pub enum ApiError {
     UnsupportedEncoding(String),
     #[error("{0}")]
     NotFound(String),
+    /// `allow` lists the methods the resource supports (the `Allow` header).
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: &'static str },
     #[error("{0}")]
     Conflict(String),
     /// A rule reload refused: the old rule set stays active.
@@ -42,7 +49,7 @@ pub enum ApiError {
     #[error("{reason}")]
     Refused {
         reason: String,
-        record: serde_json::Value,
+        record: Box<RemediationOut>,
     },
     /// The LLM part of a request could not run: no LLM configured (503), the hourly budget
     /// spent (429), the provider rate limiting (503) or failing (502). `partial` is what was
@@ -52,7 +59,7 @@ pub enum ApiError {
         kind: LlmFailure,
         reason: String,
         retry_after_secs: Option<u64>,
-        partial: Option<serde_json::Value>,
+        partial: Option<Box<LlmPartial>>,
     },
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
@@ -67,7 +74,7 @@ impl ResponseError for ApiError {
             }
             ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::InvalidRules(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Overloaded { .. } | ApiError::Unavailable(_) => {
@@ -97,7 +104,10 @@ impl ResponseError for ApiError {
         if let Some(secs) = self.retry_after_secs() {
             resp.insert_header((RETRY_AFTER, secs.to_string()));
         }
-        resp.body(self.body().to_string())
+        if let ApiError::MethodNotAllowed { allow } = self {
+            resp.insert_header((ALLOW, *allow));
+        }
+        resp.json(self.body())
     }
 }
 
@@ -115,54 +125,102 @@ impl ApiError {
     }
 
     /// The JSON error body (also one line of a streamed answer).
-    pub fn body(&self) -> serde_json::Value {
-        let mut body = json!({ "error": self.to_string(), "status": self.status_code().as_u16() });
-        if let Some(secs) = self.retry_after_secs() {
-            body["retry_after_secs"] = json!(secs);
-        }
-        if let ApiError::InvalidRules(e) = self {
-            body["errors"] = json!(e.errors);
-        }
-        if let ApiError::Refused { record, .. } = self {
-            body["remediation"] = record.clone();
-        }
-        if let ApiError::Llm { kind, partial, .. } = self {
-            body["code"] = json!(kind.code());
-            if let Some(serde_json::Value::Object(extra)) = partial {
-                for (k, v) in extra {
-                    body[k] = v.clone();
+    pub fn body(&self) -> ErrorBody {
+        let mut body = ErrorBody {
+            error: self.to_string(),
+            status: self.status_code().as_u16(),
+            retry_after_secs: self.retry_after_secs(),
+            ..ErrorBody::default()
+        };
+        match self {
+            ApiError::InvalidRules(e) => body.errors = Some(e.errors.clone()),
+            ApiError::Refused { record, .. } => body.remediation = Some(record.clone()),
+            ApiError::Llm { kind, partial, .. } => {
+                body.code = Some(*kind);
+                if let Some(p) = partial {
+                    body.findings = Some(p.findings.clone());
+                    body.unknowns = Some(p.unknowns);
+                    body.diagnoses = Some(p.diagnoses.clone());
                 }
             }
+            _ => {}
         }
         body
     }
 }
 
-/// Why the LLM part of a request did not run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LlmFailure {
-    NotConfigured,
-    BudgetExhausted,
-    RateLimited,
-    Failed,
+/// The JSON body of every answer >= 400 (and of the error lines of a streamed diagnosis).
+/// Besides `error` and `status`, a field is present only for the errors it names.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+#[schema(example = json!({"error": "no fault with id 42", "status": 404}))]
+pub struct ErrorBody {
+    /// What went wrong, for a person.
+    pub error: String,
+    /// The HTTP status of the answer.
+    #[schema(minimum = 400, maximum = 599, example = 404)]
+    pub status: u16,
+    /// Seconds to wait before retrying, as in the `Retry-After` header (503 from ingest
+    /// backpressure, 429 and 503 from the LLM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub retry_after_secs: Option<u64>,
+    /// 422 from `POST /api/rules/reload`: every problem found in the rule files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub errors: Option<Vec<RuleError>>,
+    /// 422 from a refused remediation: the audit record of the refusal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub remediation: Option<Box<RemediationOut>>,
+    /// Why the LLM part of a request did not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub code: Option<LlmFailure>,
+    /// `POST /api/llm/diagnose` failing in its LLM part: the rule findings made before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub findings: Option<Vec<Finding>>,
+    /// `POST /api/llm/diagnose` failing in its LLM part: how many findings nothing known explains.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub unknowns: Option<usize>,
+    /// `POST /api/llm/diagnose` failing in its LLM part: the diagnoses that did arrive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub diagnoses: Option<Vec<Escalation>>,
+    /// An error line of a streamed diagnosis: the message template that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub template_key: Option<String>,
 }
 
-impl LlmFailure {
-    pub fn code(self) -> &'static str {
-        match self {
-            LlmFailure::NotConfigured => "llm_not_configured",
-            LlmFailure::BudgetExhausted => "llm_budget_exhausted",
-            LlmFailure::RateLimited => "llm_rate_limited",
-            LlmFailure::Failed => "llm_failed",
-        }
-    }
+/// What a diagnosis did before its LLM part failed (returned in the error body).
+#[derive(Debug, Clone, Default)]
+pub struct LlmPartial {
+    pub findings: Vec<Finding>,
+    pub unknowns: usize,
+    pub diagnoses: Vec<Escalation>,
+}
+
+/// Why the LLM part of a request did not run: no LLM configured (503), the hourly budget
+/// spent (429), the provider rate limiting (503) or failing (502).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub enum LlmFailure {
+    #[serde(rename = "llm_not_configured")]
+    NotConfigured,
+    #[serde(rename = "llm_budget_exhausted")]
+    BudgetExhausted,
+    #[serde(rename = "llm_rate_limited")]
+    RateLimited,
+    #[serde(rename = "llm_failed")]
+    Failed,
 }
 
 impl ApiError {
     /// An escalation that did not run, with what was done before it (`partial`).
     pub fn from_escalation(
         e: crate::llm::escalator::EscalateError,
-        partial: Option<serde_json::Value>,
+        partial: Option<LlmPartial>,
     ) -> ApiError {
         use crate::llm::escalator::EscalateError as E;
         let secs_until =
@@ -182,7 +240,7 @@ impl ApiError {
             kind,
             reason: e.to_string(),
             retry_after_secs,
-            partial,
+            partial: partial.map(Box::new),
         }
     }
 }

@@ -8,23 +8,86 @@ use actix_web::dev::Decompress;
 use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
+use super::error::ErrorBody;
+use super::openapi::{IngestJson, IngestNdjson, IngestText};
 use super::{ApiError, AppState};
 use crate::actors::messages::Append;
 use crate::domain::StreamKey;
 use crate::ingest::{self, DecodeError, Shape};
 use crate::wal::WalError;
 
-#[derive(Debug, Deserialize)]
-struct StreamParams {
+/// The stream the lines come from; fields of JSON and NDJSON events override it. Other
+/// parameters are ignored.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct StreamParams {
+    /// The host the lines come from (the peer address when absent or blank).
+    #[param(example = "worker3")]
     host: Option<String>,
+    /// The service (`namenode`, `datanode`, `resourcemanager`, ...).
+    #[param(example = "datanode")]
     service: Option<String>,
+    /// The log file.
+    #[param(example = "hadoop-hdfs-datanode-worker3.log")]
     file: Option<String>,
+    /// The cluster (`ingest.default_cluster` when absent or blank).
+    #[param(example = "prod")]
     cluster: Option<String>,
 }
 
+/// The lines are in the write-ahead log: they will be parsed and stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    /// How many lines were accepted.
+    accepted: usize,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/log/auto-upload",
+    tag = "ingest",
+    summary = "Accept log lines from Flume and other shippers",
+    description = "Answers 200 only once the lines are in the write-ahead log. A body is accepted \
+        whole or refused whole, so a shipper can always resend it. Bytes that are not UTF-8 are \
+        decoded lossily, never refused. The body may be compressed (`Content-Encoding: gzip` or \
+        `deflate`); `max_body_bytes` applies to it compressed and decompressed.\n\n\
+        Shapes, by `Content-Type`:\n\
+        - `text/plain` (or none): Flume HttpSink's single raw line, or a newline-separated batch \
+        (a whitespace-only line is a line; only an empty body is refused);\n\
+        - `application/json`: a Flume JSONHandler array `[{\"headers\": {...}, \"body\": \"...\"}]`, \
+        an array of strings, or one such object;\n\
+        - `application/x-ndjson` (also `application/ndjson`, `application/jsonl`): one JSON object \
+        per line with `message` (or `body`, `log`, `msg`) and optional `host`, `service`, \
+        `file` (or `path`), `cluster`.\n\n\
+        Flume's HttpSink cannot send headers: it may pass the token as `?access_token=` on this \
+        URL (this endpoint only).",
+    security(("bearer" = ["ingest"])),
+    params(StreamParams),
+    request_body(description = "Log lines", content(
+        (IngestText = "text/plain", example = "2024-05-12 10:15:32,118 WARN org.apache.hadoop.hdfs.server.datanode.DataNode: Slow BlockReceiver write data to disk cost:5012ms"),
+        (IngestJson = "application/json", example = json!([
+            {"headers": {"host": "worker3", "service": "datanode"}, "body": "2024-05-12 10:15:32,118 ERROR org.apache.hadoop.hdfs.server.datanode.DataNode: IOException in offerService"},
+            "2024-05-12 10:15:33,001 INFO org.apache.hadoop.hdfs.server.datanode.DataNode: Receiving block"
+        ])),
+        (IngestNdjson = "application/x-ndjson", example = "{\"message\": \"2024-05-12 10:15:32,118 ERROR org.apache.hadoop.hdfs.server.datanode.DataNode: IOException in offerService\", \"host\": \"worker3\", \"service\": \"datanode\"}\n"),
+    )),
+    responses(
+        (status = 200, description = "Accepted: the lines are in the write-ahead log", body = Accepted,
+            example = json!({"accepted": 2})),
+        (status = 400, description = "An empty body, undecodable JSON / NDJSON, an event without its text, or an unreadable body", body = ErrorBody,
+            example = json!({"error": "empty body: nothing to ingest", "status": 400})),
+        (status = 413, description = "The body is over `server.max_body_bytes`, or holds more lines than the ingest backlog can ever take", body = ErrorBody,
+            example = json!({"error": "request body is larger than the limit of 10485760 bytes", "status": 413})),
+        (status = 415, description = "An unsupported `Content-Encoding`", body = ErrorBody,
+            example = json!({"error": "unsupported Content-Encoding `br` (use gzip, deflate or none)", "status": 415})),
+        (status = 503, description = "Backpressure: the backlog is full or the write-ahead log cannot be written; retry after `Retry-After` seconds (nothing was kept)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before resending the same body")),
+            example = json!({"error": "ingest backlog is full", "status": 503, "retry_after_secs": 5})),
+    )
+)]
 pub async fn auto_upload(
     req: HttpRequest,
     payload: web::Payload,
@@ -54,7 +117,7 @@ pub async fn auto_upload(
                 .ingest_batch_lines
                 .with_label_values(&[shape.as_str()])
                 .observe(accepted as f64);
-            Ok(HttpResponse::Ok().json(json!({ "accepted": accepted })))
+            Ok(HttpResponse::Ok().json(Accepted { accepted }))
         }
         Err(e) => {
             state

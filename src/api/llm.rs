@@ -12,20 +12,24 @@
 use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
+use super::error::{ErrorBody, LlmPartial};
+use super::openapi::DiagnoseRequest;
 use super::{ApiError, AppState};
 use crate::domain::StreamKey;
-use crate::llm::escalator::{Escalation, Request};
-use crate::rules::FindingSource;
+use crate::llm::escalator::{Escalation, LlmStatus, Request};
 use crate::rules::diagnose::Diagnosis;
 use crate::rules::draft::{self, DraftInput};
+use crate::rules::{Finding, FindingSource};
 
 /// Most templates escalated by one request.
 const MAX_TEMPLATES: usize = 5;
 /// Most lines of one request.
 const MAX_LINES: usize = 5000;
 
+/// The body of `POST /api/llm/diagnose` (its schema is [`DiagnoseRequest`]).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DiagnoseBody {
@@ -36,6 +40,90 @@ struct DiagnoseBody {
     service: Option<String>,
 }
 
+/// `POST /api/llm/diagnose`: the rule findings and the LLM diagnoses.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DiagnoseOut {
+    /// What the rules found (known fault classes).
+    findings: Vec<Finding>,
+    /// How many findings nothing known explains (escalated to the LLM, one per template).
+    unknowns: usize,
+    /// One per escalated message template (at most 5), from the LLM or its cache.
+    diagnoses: Vec<Escalation>,
+    /// Templates beyond the 5 escalated per request.
+    templates_not_escalated: usize,
+}
+
+/// The first line of a streamed diagnosis (`Accept: application/x-ndjson`): the rule
+/// findings, at once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DiagnoseStreamHead {
+    findings: Vec<Finding>,
+    unknowns: usize,
+    /// How many diagnosis lines follow.
+    templates: usize,
+    templates_not_escalated: usize,
+}
+
+/// A later line of a streamed diagnosis: one template's diagnosis.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DiagnoseStreamItem {
+    diagnosis: Escalation,
+}
+
+/// One line of a streamed diagnosis (`application/x-ndjson`, described as the array of its
+/// lines): the head first, then one line per escalated template, a diagnosis or an error (an
+/// error body with `code` and `template_key`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum DiagnoseStreamLine {
+    Head(DiagnoseStreamHead),
+    Diagnosis(DiagnoseStreamItem),
+    Error(ErrorBody),
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/llm/diagnose",
+    tag = "llm",
+    summary = "Diagnose a log excerpt: rules first, then the LLM for what they do not explain",
+    description = "The excerpt is parsed and run through the rules; what the rules do not explain \
+        is escalated to the LLM (or answered from its cache), one escalation per message template, \
+        at most 5 per request. Errors name what happened and still carry the rule findings. With \
+        `Accept: application/x-ndjson` the rule findings come at once as the first line and each \
+        diagnosis follows as its own line when it arrives.",
+    security(("bearer" = ["read"])),
+    request_body(content = DiagnoseRequest, content_type = "application/json", examples(
+        ("text" = (summary = "The excerpt as one string", value = json!({
+            "text": "2024-05-12 10:15:32,118 ERROR org.apache.hadoop.hdfs.server.datanode.DataNode: IOException in offerService\njava.io.IOException: No space left on device",
+            "cluster": "prod", "host": "worker3", "service": "datanode"
+        }))),
+        ("lines" = (summary = "The excerpt as lines", value = json!({
+            "lines": ["2024-05-12 10:15:32,118 ERROR org.apache.hadoop.hdfs.server.datanode.DataNode: IOException in offerService"]
+        }))),
+    )),
+    responses(
+        (status = 200, description = "The findings and diagnoses", content(
+            (DiagnoseOut = "application/json", example = json!({
+                "findings": [], "unknowns": 0, "diagnoses": [], "templates_not_escalated": 0
+            })),
+            ([DiagnoseStreamLine] = "application/x-ndjson", example = json!([
+                {"findings": [], "unknowns": 1, "templates": 1, "templates_not_escalated": 0},
+                {"error": "no LLM is configured ([llm] base_url is empty)", "status": 503,
+                    "code": "llm_not_configured", "template_key": "3f9a0c1d2b4e5f60"}
+            ])),
+        )),
+        (status = 400, description = "Not the JSON object described, both or neither of `text` and `lines`, an empty excerpt, or over 5000 lines", body = ErrorBody,
+            example = json!({"error": "the log excerpt is empty", "status": 400})),
+        (status = 429, description = "The hourly LLM budget is spent (`code` `llm_budget_exhausted`); the body carries the rule findings", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the budget frees"))),
+        (status = 500, description = "The diagnosis task failed", body = ErrorBody),
+        (status = 502, description = "The LLM failed (`code` `llm_failed`); the body carries the rule findings", body = ErrorBody),
+        (status = 503, description = "No LLM is configured (`code` `llm_not_configured`) or the provider is rate limiting (`code` `llm_rate_limited`, with `Retry-After` when known); the body carries the rule findings", body = ErrorBody,
+            example = json!({"error": "no LLM is configured ([llm] base_url is empty)", "status": 503,
+                "code": "llm_not_configured", "findings": [], "unknowns": 1, "diagnoses": []})),
+    )
+)]
 pub async fn diagnose(
     req: HttpRequest,
     body: web::Bytes,
@@ -93,30 +181,36 @@ pub async fn diagnose(
     }
     let skipped = requests.len().saturating_sub(MAX_TEMPLATES);
     requests.truncate(MAX_TEMPLATES);
-    let partial = serde_json::json!({ "findings": rule, "unknowns": unknown.len() });
+    let unknowns = unknown.len();
     if wants_ndjson(&req) {
-        return Ok(stream_ndjson(
-            partial,
-            requests,
-            skipped,
-            state.escalator.clone(),
-        ));
+        let head = DiagnoseStreamHead {
+            findings: rule,
+            unknowns,
+            templates: requests.len(),
+            templates_not_escalated: skipped,
+        };
+        return Ok(stream_ndjson(head, requests, state.escalator.clone()));
     }
     let mut diagnoses: Vec<Escalation> = Vec::new();
     for r in &requests {
         match state.escalator.diagnose(r).await {
             Ok(d) => diagnoses.push(d),
             Err(e) => {
-                let mut partial = partial.clone();
-                partial["diagnoses"] = serde_json::json!(diagnoses);
+                let partial = LlmPartial {
+                    findings: rule,
+                    unknowns,
+                    diagnoses,
+                };
                 return Err(ApiError::from_escalation(e, Some(partial)));
             }
         }
     }
-    let mut out = partial;
-    out["diagnoses"] = serde_json::json!(diagnoses);
-    out["templates_not_escalated"] = serde_json::json!(skipped);
-    Ok(HttpResponse::Ok().json(out))
+    Ok(HttpResponse::Ok().json(DiagnoseOut {
+        findings: rule,
+        unknowns,
+        diagnoses,
+        templates_not_escalated: skipped,
+    }))
 }
 
 fn wants_ndjson(req: &HttpRequest) -> bool {
@@ -129,28 +223,30 @@ fn wants_ndjson(req: &HttpRequest) -> bool {
 /// `Accept: application/x-ndjson`: the rule findings at once as the first line, then one line
 /// per template as each LLM diagnosis (or its error) arrives.
 fn stream_ndjson(
-    mut head: serde_json::Value,
+    head: DiagnoseStreamHead,
     requests: Vec<Request>,
-    skipped: usize,
     escalator: Arc<crate::llm::escalator::Escalator>,
 ) -> HttpResponse {
     type Item = Result<web::Bytes, actix_web::Error>;
-    let line = |v: serde_json::Value| -> Item { Ok(web::Bytes::from(format!("{v}\n"))) };
-    head["templates"] = serde_json::json!(requests.len());
-    head["templates_not_escalated"] = serde_json::json!(skipped);
+    fn line<T: Serialize>(v: &T) -> Item {
+        let mut text =
+            serde_json::to_string(v).map_err(actix_web::error::ErrorInternalServerError)?;
+        text.push('\n');
+        Ok(web::Bytes::from(text))
+    }
     let (tx, rx) = tokio::sync::mpsc::channel::<Item>(requests.len() + 1);
-    let _ = tx.try_send(line(head));
+    let _ = tx.try_send(line(&head));
     actix_web::rt::spawn(async move {
         for r in requests {
             let out = match escalator.diagnose(&r).await {
-                Ok(d) => serde_json::json!({ "diagnosis": d }),
+                Ok(d) => line(&DiagnoseStreamItem { diagnosis: d }),
                 Err(e) => {
                     let mut body = ApiError::from_escalation(e, None).body();
-                    body["template_key"] = serde_json::json!(r.template_key);
-                    body
+                    body.template_key = Some(r.template_key.clone());
+                    line(&body)
                 }
             };
-            if tx.send(line(out)).await.is_err() {
+            if tx.send(out).await.is_err() {
                 break;
             }
         }
@@ -163,11 +259,59 @@ fn stream_ndjson(
         .streaming(body)
 }
 
-#[derive(Debug, Deserialize, Default)]
+/// Who confirms (an empty body or `null` is the same as `{}`).
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ConfirmBody {
+#[schema(example = json!({"by": "alice"}))]
+pub struct ConfirmBody {
+    /// Who confirms (`api` when absent).
     by: Option<String>,
 }
+
+/// `POST /api/faults/{id}/confirm`: the draft rule written from the confirmed diagnosis.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConfirmOut {
+    fault_id: i64,
+    /// The draft rule's id.
+    rule_id: String,
+    /// The fault class the LLM named.
+    class: String,
+    /// Where the draft rule was written (for review).
+    rule_file: String,
+    /// Where its case file was written.
+    case_file: String,
+    /// How many cases the draft's case file holds (all of them pass).
+    cases: usize,
+    /// Rules active after loading the draft (0 when the reload failed; the draft stays on disk).
+    rules_loaded: usize,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/faults/{id}/confirm",
+    tag = "llm",
+    summary = "Confirm a fault's LLM diagnosis: a draft rule and its case file are written and loaded",
+    security(("bearer" = ["operator"])),
+    params(("id" = i64, Path, description = "Fault id", example = 42)),
+    request_body(content = Option<ConfirmBody>, content_type = "application/json",
+        description = "Optional: who confirms (an empty body is allowed)",
+        example = json!({"by": "alice"})),
+    responses(
+        (status = 200, description = "Confirmed; the draft rule is written and loaded", body = ConfirmOut, example = json!({
+            "fault_id": 42, "rule_id": "draft_namenode_edit_log_gap", "class": "namenode_edit_log_gap",
+            "rule_file": "/var/lib/faultline/rules/drafts/draft_namenode_edit_log_gap.toml",
+            "case_file": "/var/lib/faultline/cases/drafts/draft_namenode_edit_log_gap.toml",
+            "cases": 2, "rules_loaded": 65
+        })),
+        (status = 400, description = "The id is not an integer, or the body is not the JSON object described", body = ErrorBody),
+        (status = 404, description = "No fault with this id", body = ErrorBody),
+        (status = 409, description = "The fault has no verified LLM diagnosis to confirm, it is already confirmed, or drafts are turned off", body = ErrorBody,
+            example = json!({"error": "fault 42 has no verified LLM diagnosis to confirm (LLM status: none: not an unknown fault)", "status": 409})),
+        (status = 422, description = "The draft rule cannot be made or does not pass its cases", body = ErrorBody),
+        (status = 500, description = "The draft files could not be written", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    )
+)]
 
 pub async fn confirm(
     path: web::Path<String>,
@@ -180,8 +324,9 @@ pub async fn confirm(
     let body: ConfirmBody = if body.iter().all(u8::is_ascii_whitespace) {
         ConfirmBody::default()
     } else {
-        serde_json::from_slice(&body)
+        serde_json::from_slice::<Option<ConfirmBody>>(&body)
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
+            .unwrap_or_default()
     };
     let by = body.by.unwrap_or_else(|| "api".into());
     let row = state
@@ -281,17 +426,32 @@ pub async fn confirm(
         }
     };
     tracing::info!(fault = id, rule = %d.id, by = %by, "LLM diagnosis confirmed; draft rule written");
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "fault_id": id,
-        "rule_id": d.id,
-        "class": diagnosis.fault_class,
-        "rule_file": rule_path.display().to_string(),
-        "case_file": case_path.display().to_string(),
-        "cases": report.cases,
-        "rules_loaded": reloaded,
-    })))
+    Ok(HttpResponse::Ok().json(ConfirmOut {
+        fault_id: id,
+        rule_id: d.id,
+        class: diagnosis.fault_class.clone(),
+        rule_file: rule_path.display().to_string(),
+        case_file: case_path.display().to_string(),
+        cases: report.cases,
+        rules_loaded: reloaded,
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/llm",
+    tag = "llm",
+    summary = "The LLM configuration, prompt version and what is left of the hourly budget",
+    security(("bearer" = ["read"])),
+    responses(
+        (status = 200, description = "The LLM status", body = LlmStatus, example = json!({
+            "configured": true, "base_url": "https://llm.example.internal/v1", "model": "qwen2.5-32b-instruct",
+            "language": "en", "prompt_version": "v3", "concurrency": 2, "on_budget_exhausted": "queue",
+            "budget": {"requests_per_hour": 60, "tokens_per_hour": 200000, "requests_remaining": 58, "tokens_remaining": 191250},
+            "rate_limited_until_ms": null
+        })),
+    )
+)]
 pub async fn status(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(state.escalator.status())
 }

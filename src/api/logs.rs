@@ -8,30 +8,60 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
+use super::error::ErrorBody;
 use super::{ApiError, AppState, params};
 use crate::domain::{Layout, Level};
 use crate::storage::{LogQuery, LogRow};
 
-#[derive(Debug, Deserialize)]
+/// The query of `GET /api/logs` (an empty value is the same as none).
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct Params {
+#[into_params(parameter_in = Query)]
+pub(crate) struct Params {
+    /// Only this cluster (exact).
+    #[param(example = "prod")]
     cluster: Option<String>,
+    /// Only this host (exact).
+    #[param(example = "worker3")]
     host: Option<String>,
+    /// Only this service (exact).
+    #[param(example = "datanode")]
     service: Option<String>,
+    /// Minimum level: `WARN` is WARN, ERROR and FATAL (case-insensitive; `WARNING`, `ERR`,
+    /// `CRITICAL` and other syslog names are accepted too).
+    #[param(schema_with = super::openapi::level_param, example = "WARN")]
     level: Option<String>,
+    /// Event time at or after (RFC 3339).
+    #[param(schema_with = super::openapi::time_param, example = "2024-05-12T10:00:00Z")]
     since: Option<String>,
+    /// Event time before (RFC 3339, exclusive).
+    #[param(schema_with = super::openapi::time_param, example = "2024-05-12T11:00:00Z")]
     until: Option<String>,
+    /// The message contains this text (ASCII case-insensitive).
+    #[param(example = "DiskOutOfSpace")]
     q: Option<String>,
+    /// Only the lines that evidence this fault.
+    #[param(example = 42)]
     fault_id: Option<i64>,
+    /// Page size.
+    #[param(schema_with = super::openapi::logs_limit_param, example = 100)]
     limit: Option<String>,
+    /// The previous page's `next_cursor`.
+    #[param(schema_with = super::openapi::cursor_param, example = "1715508852118:1234")]
     cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// One stored log record (a first line and its continuation lines).
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LogOut {
     pub id: i64,
+    /// When the engine received it.
+    #[schema(format = DateTime)]
     pub received_at: String,
+    /// The time in the line itself (the receive time when it has none).
+    #[schema(format = DateTime)]
     pub event_time: String,
     pub cluster: String,
     pub host: String,
@@ -40,14 +70,18 @@ pub struct LogOut {
     pub level: Level,
     pub logger: String,
     pub thread: String,
+    /// Which layout the first line was recognised as.
     pub layout: String,
+    /// Physical lines in the record.
     pub line_count: i32,
     pub message: String,
 }
 
-#[derive(Debug, Serialize)]
-struct Page {
+/// A page of log records, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogPage {
     logs: Vec<LogOut>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
     next_cursor: Option<String>,
 }
 
@@ -82,6 +116,30 @@ impl From<LogRow> for LogOut {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/logs",
+    tag = "logs",
+    summary = "Stored log records, newest first, with filters and cursor paging",
+    security(("bearer" = ["read"])),
+    params(Params),
+    responses(
+        (status = 200, description = "A page of records", body = LogPage, example = json!({
+            "logs": [{
+                "id": 1234, "received_at": "2024-05-12T10:14:12.345Z",
+                "event_time": "2024-05-12T10:14:12.118Z", "cluster": "prod", "host": "worker3",
+                "service": "datanode", "file": "hadoop-hdfs-datanode-worker3.log", "level": "ERROR",
+                "logger": "org.apache.hadoop.hdfs.server.datanode.DataNode", "thread": "",
+                "layout": "log4j", "line_count": 1,
+                "message": "DiskOutOfSpaceException: No space left on device"
+            }],
+            "next_cursor": null
+        })),
+        (status = 400, description = "A parameter is invalid (unknown parameter, level, time, limit or cursor)", body = ErrorBody,
+            example = json!({"error": "`limit` must be between 1 and 1000", "status": 400})),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    )
+)]
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let p: Params = params::query(&req)?;
     let min_level = match p.level.as_deref() {
@@ -109,7 +167,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     let next_cursor = (rows.len() == limit as usize)
         .then(|| rows.last().map(|r| format!("{}:{}", r.event_time, r.id)))
         .flatten();
-    Ok(HttpResponse::Ok().json(Page {
+    Ok(HttpResponse::Ok().json(LogPage {
         logs: rows.into_iter().map(LogOut::from).collect(),
         next_cursor,
     }))

@@ -9,12 +9,14 @@ pub mod health;
 pub mod ingest;
 pub mod llm;
 pub mod logs;
+pub mod openapi;
 mod params;
 pub mod remediation;
 
 use std::sync::Arc;
 
 use actix_web::{HttpResponse, ResponseError, web};
+use utoipa_swagger_ui::SwaggerUi;
 
 pub use error::ApiError;
 
@@ -38,8 +40,13 @@ pub struct AppState {
     pub remediator: Arc<crate::remediation::Remediator>,
 }
 
-async fn method_not_allowed() -> HttpResponse {
-    ApiError::MethodNotAllowed.error_response()
+/// A 405 whose `Allow` lists the methods the document gives the route.
+async fn method_not_allowed(req: actix_web::HttpRequest) -> HttpResponse {
+    let allow = req
+        .match_pattern()
+        .and_then(|p| openapi::allowed_methods(&p))
+        .unwrap_or("");
+    ApiError::MethodNotAllowed { allow }.error_response()
 }
 
 async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
@@ -88,5 +95,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
         .service(resource("/metrics").route(web::get().to(health::metrics)))
+        // The document, and Swagger UI from files in the binary (`/docs` redirects to `/docs/`).
+        .service(web::redirect("/docs", "/docs/").permanent())
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", openapi::openapi()))
         .default_service(web::to(not_found));
 }

@@ -5,24 +5,109 @@
 //! `GET /api/faults/{id}/remediations` lists a fault's.
 
 use actix_web::{HttpResponse, web};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
+use super::error::ErrorBody;
+use super::logs::rfc3339_ms;
 use super::{ApiError, AppState};
 use crate::remediation::RemediateError;
-use crate::storage::RemediationRow;
+use crate::storage::{ExecLogRow, RemediationRow};
 
-#[derive(Debug, Deserialize, Default)]
+/// Who proposes (an empty body or `null` is the same as `{}`).
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ByBody {
+#[schema(example = json!({"by": "alice"}))]
+pub struct ByBody {
+    /// Who proposes (recorded in the audit trail; `api` when absent).
     by: Option<String>,
+}
+
+/// Who approves: required, not blank.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"by": "alice"}))]
+pub struct ApproveBody {
+    /// Who approves (recorded in the audit trail).
+    #[schema(
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
+    by: String,
+}
+
+/// A remediation: what would run (or ran) for a fault, who decided, and how it ended.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": 3, "fault_id": 42, "script": "restart-datanode.sh",
+    "args": ["--host", "worker3", "--cluster", "prod"],
+    "command": ["/etc/faultline/remediation/restart-datanode.sh", "--host", "worker3", "--cluster", "prod"],
+    "cluster": "prod", "host": "worker3", "status": "proposed", "mode": "approval",
+    "proposed_by": "alice", "proposed_at": "2024-05-12T10:14:12.000Z", "approved_by": null,
+    "approved_at": null, "exec_log_id": null, "finished_at": null,
+    "message": "would run restart-datanode.sh on worker3"
+}))]
+pub struct RemediationOut {
+    pub id: i64,
+    pub fault_id: i64,
+    /// The allow-listed script (empty when none applies).
+    pub script: String,
+    /// Its arguments, each passed separately (no shell).
+    pub args: Vec<String>,
+    /// The program and arguments that run (`null` when no script applies).
+    pub command: Option<Vec<String>>,
+    pub cluster: String,
+    pub host: String,
+    /// `proposed`, `running`, `succeeded`, `failed`, `timeout`, `refused`, `effective` or
+    /// `not_effective`.
+    pub status: String,
+    /// `approval` or `auto`.
+    pub mode: String,
+    pub proposed_by: String,
+    #[schema(format = DateTime)]
+    pub proposed_at: String,
+    pub approved_by: Option<String>,
+    #[schema(format = DateTime)]
+    pub approved_at: Option<String>,
+    /// The `exec_logs` record of the run (or of the refusal).
+    pub exec_log_id: Option<i64>,
+    #[schema(format = DateTime)]
+    pub finished_at: Option<String>,
+    pub message: String,
+    /// `GET /api/remediations/{id}` only, once there is one: the run's record (command,
+    /// exit code, output).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub exec_log: Option<ExecLogRow>,
+}
+
+/// `GET /api/faults/{id}/remediations`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FaultRemediations {
+    pub fault_id: i64,
+    pub remediations: Vec<RemediationOut>,
 }
 
 fn body(bytes: &[u8]) -> Result<ByBody, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(ByBody::default());
     }
-    serde_json::from_slice(bytes)
+    serde_json::from_slice::<Option<ByBody>>(bytes)
+        .map(Option::unwrap_or_default)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+/// The approver: `by` is required and not blank.
+fn approver(bytes: &[u8]) -> Result<String, ApiError> {
+    let required = || ApiError::BadRequest("`by` (who approves) is required".into());
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(required());
+    }
+    let body: ApproveBody = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    if body.by.trim().is_empty() {
+        return Err(required());
+    }
+    Ok(body.by)
 }
 
 fn id_of(path: &str, what: &str) -> Result<i64, ApiError> {
@@ -30,28 +115,36 @@ fn id_of(path: &str, what: &str) -> Result<i64, ApiError> {
         .map_err(|_| ApiError::BadRequest(format!("{what} id must be an integer, not `{path}`")))
 }
 
-fn out(r: &RemediationRow, program_dir: &str) -> serde_json::Value {
+fn out(r: &RemediationRow, program_dir: &str) -> RemediationOut {
     let args: Vec<String> = serde_json::from_str(&r.args).unwrap_or_default();
-    serde_json::json!({
-        "id": r.id,
-        "fault_id": r.fault_id,
-        "script": r.script,
-        "args": args,
-        "command": if r.script.is_empty() { serde_json::Value::Null } else {
-            serde_json::json!(std::iter::once(format!("{}/{}", program_dir.trim_end_matches('/'), r.script)).chain(args.iter().cloned()).collect::<Vec<_>>())
-        },
-        "cluster": r.cluster,
-        "host": r.host,
-        "status": r.status,
-        "mode": r.mode,
-        "proposed_by": r.proposed_by,
-        "proposed_at": super::logs::rfc3339_ms(r.proposed_at),
-        "approved_by": r.approved_by,
-        "approved_at": r.approved_at.map(super::logs::rfc3339_ms),
-        "exec_log_id": r.exec_log_id,
-        "finished_at": r.finished_at.map(super::logs::rfc3339_ms),
-        "message": r.message,
-    })
+    let command = (!r.script.is_empty()).then(|| {
+        std::iter::once(format!(
+            "{}/{}",
+            program_dir.trim_end_matches('/'),
+            r.script
+        ))
+        .chain(args.iter().cloned())
+        .collect()
+    });
+    RemediationOut {
+        id: r.id,
+        fault_id: r.fault_id,
+        script: r.script.clone(),
+        args,
+        command,
+        cluster: r.cluster.clone(),
+        host: r.host.clone(),
+        status: r.status.clone(),
+        mode: r.mode.clone(),
+        proposed_by: r.proposed_by.clone(),
+        proposed_at: rfc3339_ms(r.proposed_at),
+        approved_by: r.approved_by.clone(),
+        approved_at: r.approved_at.map(rfc3339_ms),
+        exec_log_id: r.exec_log_id,
+        finished_at: r.finished_at.map(rfc3339_ms),
+        message: r.message.clone(),
+        exec_log: None,
+    }
 }
 
 fn map(e: RemediateError, dir: &str) -> ApiError {
@@ -65,12 +158,33 @@ fn map(e: RemediateError, dir: &str) -> ApiError {
             remediation,
         } => ApiError::Refused {
             reason,
-            record: out(&remediation, dir),
+            record: Box::new(out(&remediation, dir)),
         },
         RemediateError::Store(s) => ApiError::from(s),
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/faults/{id}/remediate",
+    tag = "remediation",
+    summary = "Propose a remediation for a fault (a dry run: nothing runs until approved)",
+    security(("bearer" = ["operator"])),
+    params(("id" = i64, Path, description = "Fault id", example = 42)),
+    request_body(content = Option<ByBody>, content_type = "application/json",
+        description = "Optional: who proposes (an empty body is allowed; `api` when absent)",
+        example = json!({"by": "alice"})),
+    responses(
+        (status = 201, description = "Proposed: what would run", body = RemediationOut),
+        (status = 400, description = "The id is not an integer, or the body is not the JSON object described", body = ErrorBody),
+        (status = 404, description = "No fault with this id", body = ErrorBody,
+            example = json!({"error": "no fault with id 42", "status": 404})),
+        (status = 409, description = "The fault is resolved, a remediation of it is already proposed or running, or no allowed script is known for its type", body = ErrorBody,
+            example = json!({"error": "no remediation script is known for fault type \"unknown\"", "status": 409})),
+        (status = 422, description = "Refused for safety (a parameter failed validation); `remediation` is the audit record of the refusal", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    )
+)]
 pub async fn propose(
     path: web::Path<String>,
     bytes: web::Bytes,
@@ -87,16 +201,32 @@ pub async fn propose(
     Ok(HttpResponse::Created().json(out(&row, dir)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/remediations/{id}/approve",
+    tag = "remediation",
+    summary = "Approve a proposed remediation: it runs in the background",
+    security(("bearer" = ["operator"])),
+    params(("id" = i64, Path, description = "Remediation id", example = 3)),
+    request_body(content = ApproveBody, content_type = "application/json",
+        description = "Who approves", example = json!({"by": "alice"})),
+    responses(
+        (status = 202, description = "Approved; it runs now (poll `GET /api/remediations/{id}`)", body = RemediationOut),
+        (status = 400, description = "The id is not an integer, the body is not the JSON object described, or `by` is missing or blank", body = ErrorBody,
+            example = json!({"error": "`by` (who approves) is required", "status": 400})),
+        (status = 404, description = "No remediation with this id", body = ErrorBody),
+        (status = 409, description = "The remediation is not waiting for approval", body = ErrorBody,
+            example = json!({"error": "remediation 3 is succeeded, not proposed", "status": 409})),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    )
+)]
 pub async fn approve(
     path: web::Path<String>,
     bytes: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id_of(&path, "remediation")?;
-    let by = body(&bytes)?
-        .by
-        .filter(|b| !b.trim().is_empty())
-        .ok_or_else(|| ApiError::BadRequest("`by` (who approves) is required".into()))?;
+    let by = approver(&bytes)?;
     let dir = &state.settings.remediation.scripts_dir;
     let row = state
         .remediator
@@ -106,6 +236,21 @@ pub async fn approve(
     Ok(HttpResponse::Accepted().json(out(&row, dir)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/remediations/{id}",
+    tag = "remediation",
+    summary = "One remediation, with the record of its run",
+    security(("bearer" = ["read"])),
+    params(("id" = i64, Path, description = "Remediation id", example = 3)),
+    responses(
+        (status = 200, description = "The remediation", body = RemediationOut),
+        (status = 400, description = "The id is not an integer", body = ErrorBody),
+        (status = 404, description = "No remediation with this id", body = ErrorBody,
+            example = json!({"error": "no remediation with id 3", "status": 404})),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    )
+)]
 pub async fn get(
     path: web::Path<String>,
     state: web::Data<AppState>,
@@ -117,14 +262,26 @@ pub async fn get(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no remediation with id {id}")))?;
     let mut v = out(&row, &state.settings.remediation.scripts_dir);
-    if let Some(exec_id) = row.exec_log_id
-        && let Some(l) = state.store.get_exec_log(exec_id).await?
-    {
-        v["exec_log"] = serde_json::to_value(l).unwrap_or_default();
+    if let Some(exec_id) = row.exec_log_id {
+        v.exec_log = state.store.get_exec_log(exec_id).await?;
     }
     Ok(HttpResponse::Ok().json(v))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/faults/{id}/remediations",
+    tag = "remediation",
+    summary = "A fault's remediations",
+    security(("bearer" = ["read"])),
+    params(("id" = i64, Path, description = "Fault id", example = 42)),
+    responses(
+        (status = 200, description = "The fault's remediations (empty for an unknown fault)", body = FaultRemediations,
+            example = json!({"fault_id": 42, "remediations": []})),
+        (status = 400, description = "The id is not an integer", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    )
+)]
 pub async fn list_for_fault(
     path: web::Path<String>,
     state: web::Data<AppState>,
@@ -132,8 +289,8 @@ pub async fn list_for_fault(
     let id = id_of(&path, "fault")?;
     let dir = &state.settings.remediation.scripts_dir;
     let rows = state.store.fault_remediations(id).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "fault_id": id,
-        "remediations": rows.iter().map(|r| out(r, dir)).collect::<Vec<_>>(),
-    })))
+    Ok(HttpResponse::Ok().json(FaultRemediations {
+        fault_id: id,
+        remediations: rows.iter().map(|r| out(r, dir)).collect(),
+    }))
 }

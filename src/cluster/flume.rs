@@ -6,19 +6,19 @@ use serde::{Deserialize, Serialize};
 
 use super::{ReadError, as_f64, as_u64, tolerant_json};
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct ChannelStat {
     pub name: String,
     pub size: Option<u64>,
     pub capacity: Option<u64>,
-    /// `None` when unknown (Flume writes `Double.MAX_VALUE` for a zero capacity).
+    /// `None` (`null`) when unknown (Flume writes `Double.MAX_VALUE` for a zero capacity).
     pub fill_percent: Option<f64>,
     pub put_success: Option<u64>,
     pub take_success: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct SinkStat {
     pub name: String,
@@ -28,7 +28,7 @@ pub struct SinkStat {
     pub write_fail: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct SourceStat {
     pub name: String,
@@ -38,7 +38,7 @@ pub struct SourceStat {
     pub channel_write_fail: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct FlumeAgentStatus {
     /// The agent's name in the cluster config (or its monitoring URL).

@@ -16,7 +16,7 @@ pub const BEANS: [&str; 4] = [
 ];
 
 /// A DataNode as the NameNode lists it (`LiveNodes` / `DeadNodes` of `NameNodeInfo`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct DataNodeInfo {
     /// The key the NameNode uses: `<hostname>:<xferPort>`.
@@ -35,8 +35,11 @@ pub struct DataNodeInfo {
 }
 
 /// What the NameNode reports. A field is `None` when no bean polled reported it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
+#[schema(
+    description = "What the NameNode reports; a field is `null` when no bean polled reported it."
+)]
 pub struct NameNodeStatus {
     /// HA state: `active`, `standby`, `observer`, `initializing`, `stopping`.
     pub ha_state: Option<String>,

@@ -23,7 +23,7 @@ pub fn paths(hadoop_version: u8) -> [String; 3] {
 }
 
 /// A NodeManager as the RM lists it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct NodeManagerInfo {
     /// `host:nmRpcPort` (the port is ephemeral unless pinned: a restarted NM is a new id).
@@ -37,8 +37,11 @@ pub struct NodeManagerInfo {
 }
 
 /// What the ResourceManager reports; a field is `None` when no answer carried it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
+#[schema(
+    description = "What the ResourceManager reports; a field is `null` when no answer carried it."
+)]
 pub struct RmStatus {
     /// `ACTIVE`, `STANDBY`, ... (`clusterInfo.haState`).
     pub ha_state: Option<String>,

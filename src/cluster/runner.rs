@@ -164,7 +164,7 @@ impl crate::rules::engine::SnapshotLookup for ViewsLookup {
 }
 
 /// What one run did (the answer of `POST /api/health-checks/run`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunReport {
     pub cluster: String,
     pub checks: Vec<String>,

@@ -16,7 +16,7 @@ use super::resourcemanager::RmStatus;
 use crate::rules::compile::Severity;
 
 /// How a TCP connect from the engine ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PortOutcome {
     Open,
@@ -30,7 +30,7 @@ pub enum PortOutcome {
     Error(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PortProbe {
     pub host: String,
     pub port: u16,
@@ -42,7 +42,7 @@ pub struct PortProbe {
     pub elapsed_ms: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SshProbe {
     pub host: String,
     pub user: String,
@@ -55,14 +55,16 @@ pub struct SshProbe {
 }
 
 /// A status source that could not be read in this poll.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SourceError {
     /// `namenode`, `resourcemanager`, `flume:<agent>`.
     pub source: String,
     pub message: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
     Ok,
@@ -80,7 +82,7 @@ impl Health {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct ClusterSnapshot {
     pub cluster: String,
@@ -631,7 +633,7 @@ impl ClusterSnapshot {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Change {
     pub name: String,
     pub before: Option<String>,

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A validated diagnosis.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Diagnosis {
     pub fault_class: String,
     pub title: String,

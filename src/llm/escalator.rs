@@ -103,7 +103,7 @@ impl Request {
 }
 
 /// The result of an escalation, as shown to the operator (values restored).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Escalation {
     pub template_key: String,
     /// `diagnosed` (valid JSON citing valid evidence) or `unverified`.
@@ -122,6 +122,35 @@ pub struct Escalation {
     /// An unverified answer's text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw_answer: Option<String>,
+}
+
+/// `GET /api/llm`: the configuration, the prompt version and what is left of the budget.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LlmStatus {
+    /// Whether an LLM is configured (`[llm] base_url` is set).
+    pub configured: bool,
+    /// The provider's URL, credentials redacted.
+    pub base_url: String,
+    pub model: String,
+    /// The prompt language.
+    pub language: super::settings::Language,
+    pub prompt_version: String,
+    /// Escalations run at once.
+    pub concurrency: usize,
+    /// What happens to an escalation when the hourly budget is spent.
+    pub on_budget_exhausted: super::settings::OnBudgetExhausted,
+    pub budget: LlmBudget,
+    /// The provider asked to wait (429) until then (epoch ms); `null` when it does not.
+    pub rate_limited_until_ms: Option<i64>,
+}
+
+/// The hourly LLM budget and what is left of it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LlmBudget {
+    pub requests_per_hour: u32,
+    pub tokens_per_hour: u64,
+    pub requests_remaining: u64,
+    pub tokens_remaining: u64,
 }
 
 /// What the cache keeps (masked).
@@ -241,25 +270,29 @@ impl Escalator {
     }
 
     /// `GET /api/llm`: configuration (never the key), prompts and the budget left.
-    pub fn status(&self) -> serde_json::Value {
+    pub fn status(&self) -> LlmStatus {
         let (requests_left, tokens_left) = lock(&self.budget).remaining(crate::now_ms());
         let s = &self.settings;
-        serde_json::json!({
-            "configured": self.configured(),
-            "base_url": super::settings::display_url(&s.base_url),
-            "model": s.model,
-            "language": s.language.as_str(),
-            "prompt_version": self.prompts.version(),
-            "concurrency": s.concurrency,
-            "on_budget_exhausted": s.on_budget_exhausted,
-            "budget": {
-                "requests_per_hour": s.requests_per_hour,
-                "tokens_per_hour": s.tokens_per_hour,
-                "requests_remaining": requests_left,
-                "tokens_remaining": tokens_left,
+        LlmStatus {
+            configured: self.configured(),
+            base_url: super::settings::display_url(&s.base_url),
+            model: s.model.clone(),
+            language: s.language,
+            prompt_version: self.prompts.version().to_string(),
+            concurrency: s.concurrency,
+            on_budget_exhausted: s.on_budget_exhausted,
+            budget: LlmBudget {
+                requests_per_hour: s.requests_per_hour,
+                tokens_per_hour: s.tokens_per_hour,
+                requests_remaining: requests_left,
+                tokens_remaining: tokens_left,
             },
-            "rate_limited_until_ms": self.client.as_ref().map(|c| c.cooldown_until_ms()).filter(|t| *t > crate::now_ms()),
-        })
+            rate_limited_until_ms: self
+                .client
+                .as_ref()
+                .map(|c| c.cooldown_until_ms())
+                .filter(|t| *t > crate::now_ms()),
+        }
     }
 
     fn publish_budget(&self) {

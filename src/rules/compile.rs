@@ -37,7 +37,18 @@ pub const FAULT_CLASSES: [&str; 14] = [
 pub(crate) const AUX_LITERALS: [&str; 3] = ["Exception", "Error", "\tat "];
 
 /// Severity of a fault rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -75,7 +86,7 @@ impl Severity {
 }
 
 /// A rule file that cannot be used: which file, which field, why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RuleError {
     pub file: String,
     pub field: String,

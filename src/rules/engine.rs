@@ -18,7 +18,7 @@ use super::spec::RuleKind;
 use crate::domain::{Level, LogRecord};
 
 /// Where a finding comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FindingSource {
     /// A known fault class matched by a rule.
@@ -37,7 +37,7 @@ impl FindingSource {
 }
 
 /// One evidencing record.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Evidence {
     pub log_id: u64,
     pub event_ms: i64,
@@ -45,12 +45,12 @@ pub struct Evidence {
 }
 
 /// A fault the engine believes is happening. Repeats share a `fingerprint`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Finding {
     /// A class id of the taxonomy, or `unknown`.
     pub fault_type: String,
     pub source: FindingSource,
-    /// The rule that fired (`None` for a generic unknown).
+    /// The rule that fired (`None`, `null`, for a generic unknown).
     pub rule_id: Option<String>,
     pub title: String,
     pub severity: Severity,

@@ -180,7 +180,7 @@ pub struct RulesHandle {
 }
 
 /// What a successful reload loaded.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ReloadSummary {
     pub source: String,
     pub rules: usize,

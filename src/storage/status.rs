@@ -39,7 +39,7 @@ pub struct ExecLog {
     pub stderr: String,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ExecLogRow {
     pub id: i64,
     pub kind: String,
@@ -81,7 +81,7 @@ pub struct ExecQuery {
 }
 
 /// A stored snapshot: the summary columns, and the whole snapshot back from `details`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SnapshotRow {
     pub id: i64,
     pub taken_at: i64,
@@ -282,7 +282,10 @@ impl Store {
 }
 
 /// What [`Store::apply_snapshot_faults`] did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(
+    description = "What a snapshot did to the fault records: faults opened, confirmed and resolved."
+)]
 pub struct SnapshotFaultOutcome {
     /// Fault ids opened by this snapshot.
     pub opened: Vec<i64>,

@@ -14,6 +14,7 @@ pub mod helpers;
 mod ingest;
 mod llm;
 mod logs;
+mod openapi;
 mod pipeline;
 mod prometheus;
 mod remediation;
