@@ -78,6 +78,24 @@ pub enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Make API tokens for `[auth] tokens` (offline; `POST /api/tokens` makes stored ones).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print the SHA-256 (hex) of the token read from standard input (one line).
+    Hash,
+    /// Generate a random token; print it and the `[[auth.tokens]]` entry (hash only).
+    New {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = ["ingest", "read", "operator", "admin"])]
+        role: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

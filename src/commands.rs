@@ -316,3 +316,31 @@ pub fn rules(
         }
     }
 }
+
+/// `faultline token hash|new`, writing to `out`; `input` is standard input.
+pub fn token(
+    command: &crate::cli::TokenCommand,
+    input: &mut dyn std::io::BufRead,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<()> {
+    use crate::auth::{generate_token, hash_token, to_hex};
+    match command {
+        crate::cli::TokenCommand::Hash => {
+            let mut line = String::new();
+            input.read_line(&mut line).context("reading the token")?;
+            let token = line.trim_end_matches(['\r', '\n']);
+            anyhow::ensure!(!token.is_empty(), "no token on standard input");
+            writeln!(out, "{}", to_hex(&hash_token(token)))?;
+        }
+        crate::cli::TokenCommand::New { name, role } => {
+            let token = generate_token().context("generating a token")?;
+            writeln!(
+                out,
+                "# The token (shown once; give it to its holder, keep it out of files):\n{token}\n\n\
+                 # For faultline.toml:\n[[auth.tokens]]\nname = {name:?}\nrole = \"{role}\"\nsha256 = \"{}\"",
+                to_hex(&hash_token(&token))
+            )?;
+        }
+    }
+    Ok(())
+}

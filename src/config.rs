@@ -37,6 +37,10 @@ pub struct Settings {
     pub alerting: crate::alerting::settings::AlertingSettings,
     /// Approved remediation scripts.
     pub remediation: crate::remediation::settings::RemediationSettings,
+    /// API tokens, roles and JWT validation.
+    pub auth: crate::auth::AuthSettings,
+    /// Request limits on the query and diagnosis endpoints.
+    pub rate_limit: crate::auth::RateLimitSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -314,6 +318,8 @@ fn parse_utc_offset(s: &str) -> Result<i32, String> {
     Ok(sign * (h * 3600 + m * 60))
 }
 
+/// The bootstrap admin token (see `[auth]`); read from the environment only.
+pub const ADMIN_TOKEN_ENV: &str = "FAULTLINE_ADMIN_TOKEN";
 const ENV_PREFIX: &str = "FAULTLINE_";
 const ENV_ALIASES: [(&str, &str, &str); 2] = [
     ("FAULTLINE_DATABASE_URL", "database", "url"),
@@ -389,7 +395,12 @@ impl Settings {
         // Checks across keys run once every override is in (`llm.base_url` and `llm.model`
         // may come from two variables). An error names the variable that set its key, else
         // one that set a key of the same section, else the file.
-        let settings = Self::deserialize(source, table)?;
+        let mut settings = Self::deserialize(source, table)?;
+        // The bootstrap admin token is taken from the environment only (never a file key).
+        if let Some((name, token)) = env.iter().find(|(n, _)| n == ADMIN_TOKEN_ENV) {
+            settings.auth.admin_token = Some(crate::auth::Secret(token.clone()));
+            applied.push((name.clone(), "auth.admin_token".into()));
+        }
         if let Err(mut e) = settings.validate(source) {
             let section = e.key.split('.').next().unwrap_or("").to_string();
             let by = applied.iter().find(|(_, k)| *k == e.key).or_else(|| {
@@ -510,6 +521,10 @@ impl Settings {
         if let Err((key, reason)) = self.remediation.validate() {
             return e(&key, reason);
         }
+        let auth = self.auth.problems().into_iter();
+        if let Some((key, reason)) = auth.chain(self.rate_limit.problems()).next() {
+            return e(&key, reason);
+        }
         Ok(())
     }
 
@@ -525,11 +540,32 @@ impl Settings {
         Duration::from_millis(self.pipeline.join_idle_ms)
     }
 
-    /// The settings as TOML with secrets in URLs redacted (for `check-config`).
+    /// The settings as TOML with secrets redacted (for `check-config`).
     pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(&self.redacted())
+            .unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+
+    /// A copy safe to show: database password, receiver URLs (which often carry a token)
+    /// and signing secrets hidden. Token hashes stay (they are not secrets).
+    pub fn redacted(&self) -> Settings {
         let mut copy = self.clone();
         copy.database.url = redact_url(&copy.database.url);
-        toml::to_string_pretty(&copy).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+        for r in &mut copy.alerting.receivers {
+            r.url = redact_receiver_url(&r.url);
+            if !r.secret.is_empty() {
+                r.secret = "***".into();
+            }
+        }
+        copy
+    }
+}
+
+/// A receiver URL without its query string (robot tokens live there) or password.
+fn redact_receiver_url(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{}?***", redact_url(base)),
+        None => redact_url(url),
     }
 }
 

@@ -8,6 +8,7 @@
 //! - [`wal`]: the ingest write-ahead log behind the acknowledgement.
 //! - [`parse`]: `preprocess_log`, the layouts and the per-stream multi-line joiner.
 //! - [`storage`]: all SQL, one store over SQLite and MySQL / MariaDB.
+//! - [`auth`]: tokens, roles, JWT validation (who may call what).
 //! - [`metrics`]: every Prometheus metric, named once.
 //! - [`actors`]: the pipeline stages (the only actix code besides the HTTP server).
 //! - [`api`]: actix-web handlers; [`startup`]: `Application::build`, shared by `main` and tests.
@@ -17,6 +18,7 @@
 pub mod actors;
 pub mod alerting;
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod cluster;
 pub mod commands;

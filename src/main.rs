@@ -90,6 +90,11 @@ fn main() -> std::process::ExitCode {
                 Err(e) => Err(e),
             }
         }
+        Command::Token { command } => commands::token(
+            &command,
+            &mut std::io::stdin().lock(),
+            &mut std::io::stdout(),
+        ),
         Command::Migrate => actix_web::rt::System::new().block_on(async move {
             let store = Store::connect(&loaded.settings.database).await?;
             store.migrate().await?;

@@ -121,6 +121,9 @@ pub struct Metrics {
     pub cluster_blocks: IntGaugeVec,
     pub cluster_safe_mode: IntGaugeVec,
     pub flume_channel_fill: GaugeVec,
+    /// API requests refused before their handler, by reason (`missing_token`,
+    /// `invalid_token`, `forbidden`, `rate_limited`).
+    pub api_refusals: IntCounterVec,
 }
 
 /// How a fault was resolved (the `how` label of `faults_resolved_total`).
@@ -213,6 +216,14 @@ impl Metrics {
     /// Series that exist from the start at zero, so dashboards and rates see them before the
     /// first event.
     fn zero_series(&self) {
+        for reason in [
+            "missing_token",
+            "invalid_token",
+            "forbidden",
+            "rate_limited",
+        ] {
+            self.api_refusals.with_label_values(&[reason]);
+        }
         for stage in ["ingest", "parse", "rules", "record", "escalation", "alert"] {
             self.actor_restarts.with_label_values(&[stage]);
         }
@@ -623,6 +634,12 @@ impl Metrics {
                 &["cluster"],
             ),
             flume_channel_fill,
+            api_refusals: counter_vec(
+                &r,
+                "api_refusals_total",
+                "API requests refused before their handler, by reason.",
+                &["reason"],
+            ),
             registry: r,
         };
         m.zero_series();

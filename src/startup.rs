@@ -215,6 +215,9 @@ impl Application {
             Duration::from_secs(1),
         )
         .start();
+        let auth =
+            Arc::new(crate::auth::Authenticator::new(&settings.auth).context("setting up [auth]")?);
+        bootstrap_admin_token(&store, &auth, &settings).await?;
         let state = AppState {
             settings: Arc::new(settings.clone()),
             store,
@@ -226,15 +229,29 @@ impl Application {
             escalator,
             alerting,
             remediator,
+            auth: auth.clone(),
         };
         let listener = TcpListener::bind(settings.listen_addr())
             .with_context(|| format!("binding {}", settings.server.listen))?;
         let port = listener.local_addr()?.port();
         let data = web::Data::new(state.clone());
+        let gate = Arc::new(api::guard::Gate {
+            auth,
+            table: api::openapi::access_table(),
+            ingest_open: settings.auth.ingest_open,
+            metrics_open: settings.auth.metrics_open,
+            limiter: crate::auth::access::Limiter::new(&settings.rate_limit),
+            client_ip_header: client_ip_header(&settings.rate_limit.client_ip_header)?,
+            metrics: state.metrics.clone(),
+        });
+        actix_web::rt::spawn(housekeep_auth(state.store.clone(), Arc::downgrade(&gate)));
+        let gate = web::Data::from(gate);
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .app_data(gate.clone())
                 .wrap(actix_web::middleware::Compress::default())
+                .wrap(actix_web::middleware::from_fn(api::guard::gate))
                 .configure(api::routes)
         })
         .shutdown_timeout(settings.server.shutdown_timeout_secs);
@@ -271,6 +288,80 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+fn client_ip_header(name: &str) -> anyhow::Result<Option<actix_web::http::header::HeaderName>> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    actix_web::http::header::HeaderName::from_bytes(name.as_bytes())
+        .map(Some)
+        .with_context(|| format!("rate_limit.client_ip_header `{name}` is not a header name"))
+}
+
+/// Every minute: forget recovered rate-limit keys, and re-read `api_tokens` so engines that
+/// share a database agree on created and revoked tokens.
+/// Ends once the server (the gate's other holder) is gone.
+async fn housekeep_auth(store: Store, gate: std::sync::Weak<api::guard::Gate>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(gate) = gate.upgrade() else { return };
+        if let Some(l) = &gate.limiter {
+            l.prune();
+        }
+        match store.tokens().await {
+            Ok(rows) => gate.auth.set_stored(&rows),
+            Err(e) => {
+                tracing::warn!(error = %e, "re-reading API tokens failed; the previous set stays")
+            }
+        }
+    }
+}
+
+/// Load the run-time tokens. When no way to authenticate exists at all (no `[auth] tokens`,
+/// no JWT, no `FAULTLINE_ADMIN_TOKEN`, no active stored token), create an admin token, store
+/// its hash and print it once — so a first start gives a working, protected API.
+async fn bootstrap_admin_token(
+    store: &Store,
+    auth: &crate::auth::Authenticator,
+    settings: &Settings,
+) -> anyhow::Result<()> {
+    let mut rows = store.tokens().await.context("reading API tokens")?;
+    let active = rows.iter().any(|r| r.revoked_at.is_none());
+    if !auth.has_configured_credentials() && !active {
+        let token = crate::auth::generate_token().context("generating the first admin token")?;
+        let hash = crate::auth::to_hex(&crate::auth::hash_token(&token));
+        store
+            .insert_token(
+                "initial-admin",
+                "admin",
+                &hash,
+                "first start",
+                crate::now_ms(),
+            )
+            .await
+            .context("storing the first admin token")?;
+        let port = settings.listen_addr().port();
+        // Printed, not logged: this is the only time the token exists outside its holder.
+        eprintln!(
+            "\n================================================================================\n\
+             No API token was configured, so Faultline created an admin token.\n\
+             It is shown ONCE (only its SHA-256 is stored):\n\n    {token}\n\n\
+             Use it as a bearer token, e.g.\n\
+             \x20   curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{port}/api/faults\n\
+             or in Swagger UI at http://127.0.0.1:{port}/docs (Authorize).\n\
+             Create narrower tokens with POST /api/tokens (e.g. role `ingest` for Flume).\n\
+             ================================================================================\n"
+        );
+        tracing::warn!("created the first admin token (printed on standard error, not logged)");
+        rows = store.tokens().await.context("reading API tokens")?;
+    }
+    auth.set_stored(&rows);
+    Ok(())
 }
 
 /// The LLM escalation service: prompts checked at start (a bad template stops the start with

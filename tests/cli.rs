@@ -345,3 +345,56 @@ fn diagnose_with_a_snapshot_names_the_root_cause() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("reading snapshot bad.json"));
 }
+
+#[test]
+fn token_hash_and_new_give_config_entries() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = faultline(dir.path())
+        .args(["token", "hash"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"abc\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    // SHA-256("abc"), FIPS 180-2.
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+
+    let out = faultline(dir.path())
+        .args(["token", "new", "--name", "flume-prod", "--role", "ingest"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let token = text
+        .lines()
+        .find(|l| l.starts_with("flt_"))
+        .expect("token line");
+    // The printed entry is valid configuration and accepts the printed token.
+    let entry = &text[text.find("[[auth.tokens]]").expect("entry")..];
+    std::fs::write(dir.path().join("faultline.toml"), entry).unwrap();
+    let check = faultline(dir.path()).arg("check-config").output().unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let settings: faultline::config::Settings = toml::from_str(entry).unwrap();
+    let auth = faultline::auth::Authenticator::new(&settings.auth).unwrap();
+    let who = auth.verify(token).unwrap();
+    assert_eq!(
+        (who.name.as_str(), who.role),
+        ("flume-prod", faultline::auth::Role::Ingest)
+    );
+
+    let bad = faultline(dir.path())
+        .args(["token", "new", "--name", "x", "--role", "root"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}

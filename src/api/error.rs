@@ -29,6 +29,19 @@ pub enum ApiError {
     /// `allow` lists the methods the resource supports (the `Allow` header).
     #[error("method not allowed")]
     MethodNotAllowed { allow: &'static str },
+    /// No usable credential (401 with `WWW-Authenticate: Bearer`); `invalid` = one was
+    /// presented but is unknown, revoked, expired or badly signed.
+    #[error("{reason}")]
+    Unauthorized { reason: String, invalid: bool },
+    /// Authenticated, but the role does not allow this (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Over a request limit (429 with `Retry-After`).
+    #[error("{reason}")]
+    RateLimited {
+        reason: String,
+        retry_after_secs: u64,
+    },
     #[error("{0}")]
     Conflict(String),
     /// A rule reload refused: the old rule set stays active.
@@ -75,6 +88,9 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::InvalidRules(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Overloaded { .. } | ApiError::Unavailable(_) => {
@@ -107,6 +123,15 @@ impl ResponseError for ApiError {
         if let ApiError::MethodNotAllowed { allow } = self {
             resp.insert_header((ALLOW, *allow));
         }
+        if let ApiError::Unauthorized { invalid, .. } = self {
+            // RFC 6750 §3.
+            let challenge = if *invalid {
+                r#"Bearer realm="faultline", error="invalid_token""#
+            } else {
+                r#"Bearer realm="faultline""#
+            };
+            resp.insert_header((actix_web::http::header::WWW_AUTHENTICATE, challenge));
+        }
         resp.json(self.body())
     }
 }
@@ -115,6 +140,9 @@ impl ApiError {
     fn retry_after_secs(&self) -> Option<u64> {
         match self {
             ApiError::Overloaded {
+                retry_after_secs, ..
+            }
+            | ApiError::RateLimited {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
             ApiError::Llm {

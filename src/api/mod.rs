@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod cluster;
 pub mod error;
 pub mod faults;
+pub mod guard;
 pub mod health;
 pub mod ingest;
 pub mod llm;
@@ -12,6 +13,7 @@ pub mod logs;
 pub mod openapi;
 mod params;
 pub mod remediation;
+pub mod tokens;
 
 use std::sync::Arc;
 
@@ -38,6 +40,7 @@ pub struct AppState {
     pub escalator: Arc<crate::llm::escalator::Escalator>,
     pub alerting: Arc<crate::alerting::runner::Alerting>,
     pub remediator: Arc<crate::remediation::Remediator>,
+    pub auth: Arc<crate::auth::Authenticator>,
 }
 
 /// A 405 whose `Allow` lists the methods the document gives the route.
@@ -92,11 +95,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/health-checks/run").route(web::post().to(cluster::run)))
         .service(resource("/api/cluster/status").route(web::get().to(cluster::status)))
         .service(resource("/api/cluster/status/history").route(web::get().to(cluster::history)))
+        .service(
+            resource("/api/tokens")
+                .route(web::get().to(tokens::list))
+                .route(web::post().to(tokens::create)),
+        )
+        .service(resource("/api/tokens/{id}").route(web::delete().to(tokens::revoke)))
+        .service(resource("/api/config").route(web::get().to(tokens::config)))
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
         .service(resource("/metrics").route(web::get().to(health::metrics)))
         // The document, and Swagger UI from files in the binary (`/docs` redirects to `/docs/`).
         .service(web::redirect("/docs", "/docs/").permanent())
-        .service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", openapi::openapi()))
+        .service(
+            SwaggerUi::new(openapi::DOCS_PATTERN).url(openapi::DOCUMENT_PATH, openapi::openapi()),
+        )
         .default_service(web::to(not_found));
 }

@@ -21,7 +21,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::error::{ErrorBody, LlmFailure};
-use super::{alerts, cluster, faults, health, ingest, llm, logs, remediation};
+use super::{alerts, cluster, faults, health, ingest, llm, logs, remediation, tokens};
+use crate::auth::access::{Access, AccessTable};
 
 const DESCRIPTION: &str = "\
 Fault diagnosis engine for Hadoop clusters: Flume ingest, log parsing, rules, LLM escalation, \
@@ -29,19 +30,23 @@ alerting, remediation and cluster health checks.
 
 ## Authentication
 
-Every endpoint except `GET /healthz` and `GET /readyz` needs a token: \
-`Authorization: Bearer <token>`. Each token has one role, and each operation names the role \
-it needs in its `security` requirement (`bearer` with the role as its scope):
+Every endpoint except `GET /healthz`, `GET /readyz`, this document and Swagger UI (`/docs`) \
+needs a token: `Authorization: Bearer <token>` (in Swagger UI: **Authorize**). `GET /metrics` \
+is open too unless the engine runs with `[auth] metrics_open = false`. Each token has one \
+role, and each operation names the role it needs in its `security` requirement (`bearer` \
+with the role as its scope); the server enforces exactly these:
 
 - `ingest`: `POST /api/log/auto-upload` only;
 - `read`: every read, and `POST /api/llm/diagnose`;
-- `operator`: acknowledging, resolving and confirming faults, silences, remediations, running \
-health checks;
-- `admin`: reloading the rules.
+- `operator`: read, plus acknowledging, resolving and confirming faults, silences, \
+remediations, running health checks;
+- `admin`: everything, including reloading the rules, tokens and the configuration.
 
-A missing or invalid token is answered with 401, a token of the wrong role with 403. Flume's \
-HttpSink cannot send headers, so the upload URL (and only it) also takes the token as \
-`?access_token=<token>`.
+A missing or invalid token is answered with 401 (`WWW-Authenticate: Bearer`), a token of the \
+wrong role with 403. Tokens come from the configuration (by SHA-256), from `POST /api/tokens`, \
+from `FAULTLINE_ADMIN_TOKEN`, or are JWTs from an identity provider; a first start without any \
+prints a generated admin token once. Flume's HttpSink cannot send headers, so the upload URL \
+(and only it) also takes the token as `?access_token=<token>`.
 
 ## Errors and limits
 
@@ -77,6 +82,10 @@ shipper resends the same body.";
         cluster::run,
         cluster::status,
         cluster::history,
+        tokens::list,
+        tokens::create,
+        tokens::revoke,
+        tokens::config,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -99,6 +108,7 @@ shipper resends the same body.";
         (name = "alerting", description = "Silences and notification deliveries"),
         (name = "remediation", description = "Approved remediation scripts, with an audit trail"),
         (name = "cluster", description = "Health checks and cluster status"),
+        (name = "tokens", description = "API tokens and the running configuration (admin)"),
         (name = "health", description = "Liveness, readiness and metrics of the engine itself"),
     )
 )]
@@ -108,6 +118,21 @@ struct ApiDoc;
 pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
+
+/// What each route needs, read from the document's `security` entries (see
+/// [`AccessTable::from_openapi`]), plus the public document and Swagger UI routes.
+pub fn access_table() -> AccessTable {
+    let doc = serde_json::to_value(openapi()).unwrap_or_default();
+    let mut table = AccessTable::from_openapi(&doc);
+    for pattern in [DOCUMENT_PATH, "/docs", DOCS_PATTERN] {
+        table.insert("GET", pattern, Access::Public);
+    }
+    table
+}
+
+/// Where the document is served, and Swagger UI's route pattern.
+pub const DOCUMENT_PATH: &str = "/api/openapi.json";
+pub const DOCS_PATTERN: &str = "/docs/{_:.*}";
 
 /// The methods the document lists for a route pattern (`/api/faults/{id}`), upper case, for
 /// the `Allow` header of a 405.
@@ -703,6 +728,10 @@ mod tests {
             (("POST", "/api/remediations/{id}/approve"), Some("operator")),
             (("POST", "/api/health-checks/run"), Some("operator")),
             (("POST", "/api/rules/reload"), Some("admin")),
+            (("GET", "/api/tokens"), Some("admin")),
+            (("POST", "/api/tokens"), Some("admin")),
+            (("DELETE", "/api/tokens/{id}"), Some("admin")),
+            (("GET", "/api/config"), Some("admin")),
         ]
         .into_iter()
         .collect();
@@ -718,6 +747,16 @@ mod tests {
                 Some(r) => serde_json::json!([{ "bearer": [r] }]),
             };
             assert_eq!(op["security"], want, "{method} {path}");
+            // And the gate's table, built from the document, says the same.
+            let access = match role.and_then(crate::auth::Role::parse) {
+                None => Access::Public,
+                Some(r) => Access::Role(r),
+            };
+            assert_eq!(
+                access_table().lookup(&method, Some(&path)),
+                access,
+                "{method} {path}"
+            );
         }
         assert_eq!(
             doc["components"]["securitySchemes"]["bearer"],
@@ -774,8 +813,22 @@ mod tests {
 
     /// Strings a server check and its documented pattern must judge alike.
     const PROBES: [&str; 16] = [
-        "", " ", "\t\n", "\u{a0}\u{3000}", "\u{1c}", "\u{feff}", "x", " x ", "INFO", "info",
-        " Warning\t", "err", "warnx", "fatal!", "\u{85}emerg", "notice",
+        "",
+        " ",
+        "\t\n",
+        "\u{a0}\u{3000}",
+        "\u{1c}",
+        "\u{feff}",
+        "x",
+        " x ",
+        "INFO",
+        "info",
+        " Warning\t",
+        "err",
+        "warnx",
+        "fatal!",
+        "\u{85}emerg",
+        "notice",
     ];
 
     #[test]

@@ -115,12 +115,14 @@ pub enum StoreOp {
     /// Escalation results and the LLM answer cache.
     Llm,
     Remediation,
+    /// Creating and revoking API tokens.
+    Tokens,
     /// Any query that only reads.
     Read,
 }
 
 impl StoreOp {
-    pub const ALL: [StoreOp; 9] = [
+    pub const ALL: [StoreOp; 10] = [
         StoreOp::InsertLogs,
         StoreOp::Retention,
         StoreOp::FaultStatus,
@@ -129,6 +131,7 @@ impl StoreOp {
         StoreOp::Alerting,
         StoreOp::Llm,
         StoreOp::Remediation,
+        StoreOp::Tokens,
         StoreOp::Read,
     ];
 
@@ -142,6 +145,7 @@ impl StoreOp {
             StoreOp::Alerting => "alerting",
             StoreOp::Llm => "llm",
             StoreOp::Remediation => "remediation",
+            StoreOp::Tokens => "tokens",
             StoreOp::Read => "read",
         }
     }
@@ -183,7 +187,9 @@ pub use remediation::{NewRemediation, RemediationRow};
 mod llm;
 pub use llm::{CacheEntry, CachedAnswer, LlmUpdate};
 mod status;
+mod tokens;
 pub use status::{ExecLog, ExecLogRow, ExecQuery, SnapshotFaultOutcome, SnapshotRow};
+pub use tokens::TokenRow;
 
 /// Column length limits of the MySQL schema (SQLite has none, but the data must fit both).
 const MAX_CLUSTER: usize = 64;

@@ -26,6 +26,7 @@ fn start(dir: &std::path::Path, db_url: &str, port: u16, join_idle_ms: u32) -> C
             join_idle_ms.to_string(),
         )
         .env("FAULTLINE_SERVER__WORKERS", "2")
+        .env("FAULTLINE_ADMIN_TOKEN", crate::helpers::ADMIN_TOKEN)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -56,7 +57,7 @@ async fn kill_9_after_ack_loses_nothing(b: Backend) {
     };
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
+    let client = crate::helpers::client_with_token(crate::helpers::ADMIN_TOKEN);
     let mut child = start(dir.path(), &db.url, port, 600_000);
     wait_healthy(&client, &base).await;
 

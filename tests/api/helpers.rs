@@ -107,9 +107,29 @@ pub struct TestApp {
     pub settings: Settings,
 }
 
-/// Settings for a test app: port 0, its own database and WAL dir, a short join idle time.
+/// The bootstrap admin token every test app accepts; `TestApp::client` sends it.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// A client that sends `token` as its bearer token.
+pub fn client_with_token(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value =
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("header value");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
+}
+
+/// Settings for a test app: port 0, its own database and WAL dir, a short join idle time,
+/// the test admin token, and request limits high enough for polling loops.
 pub fn test_settings(db_url: &str, wal_dir: PathBuf) -> Settings {
     let mut s = Settings::default();
+    s.auth.admin_token = Some(faultline::auth::Secret(ADMIN_TOKEN.into()));
+    s.rate_limit.per_token_per_minute = 100_000;
+    s.rate_limit.per_ip_per_minute = 100_000;
+    s.rate_limit.diagnose_per_token_per_minute = 10_000;
     s.server.listen = "127.0.0.1:0".into();
     s.server.workers = 2;
     s.database.url = db_url.to_string();
@@ -143,7 +163,7 @@ pub async fn spawn_app_with(
     Some(TestApp {
         address,
         store,
-        client: reqwest::Client::new(),
+        client: client_with_token(ADMIN_TOKEN),
         handle,
         dir,
         db,

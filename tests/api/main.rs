@@ -2,9 +2,11 @@
 //! Every suite runs on SQLite, and on MariaDB / MySQL when `FAULTLINE_TEST_MYSQL_URL` is set.
 
 mod alerting;
+mod auth;
 mod cluster_checks;
 mod cluster_e2e;
 mod crash;
+mod docs;
 mod fake_openai;
 mod fake_webhook;
 mod faults;

@@ -7,7 +7,7 @@ use crate::helpers::{Backend, spawn_app};
 
 /// Every operation `routes()` registers (the unit test in `src/api/openapi.rs` ties the
 /// document to `routes()`; this one checks what is served).
-const OPERATIONS: [(&str, &str); 26] = [
+const OPERATIONS: [(&str, &str); 30] = [
     ("post", "/api/log/auto-upload"),
     ("get", "/api/logs"),
     ("get", "/api/faults"),
@@ -27,6 +27,10 @@ const OPERATIONS: [(&str, &str); 26] = [
     ("post", "/api/llm/diagnose"),
     ("get", "/api/rules"),
     ("post", "/api/rules/reload"),
+    ("get", "/api/tokens"),
+    ("post", "/api/tokens"),
+    ("delete", "/api/tokens/{id}"),
+    ("get", "/api/config"),
     ("get", "/api/health-checks"),
     ("post", "/api/health-checks/run"),
     ("get", "/api/cluster/status"),

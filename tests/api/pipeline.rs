@@ -141,7 +141,10 @@ async fn replay_is_idempotent_across_app_restarts(b: Backend) {
     let address = format!("http://127.0.0.1:{}", again.port());
     actix_web::rt::spawn(again.run_until_stopped());
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let body: serde_json::Value = reqwest::get(format!("{address}/api/logs"))
+    let body: serde_json::Value = app
+        .client
+        .get(format!("{address}/api/logs"))
+        .send()
         .await
         .unwrap()
         .json()

@@ -1,0 +1,159 @@
+//! The request gate (one actix middleware): per-address limit → token check (401 / 403) →
+//! per-token limit → handler. What each route needs comes from the OpenAPI document
+//! ([`crate::auth::access::AccessTable`]); the authenticated [`Principal`] is put in the
+//! request's extensions. Tokens are never logged.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{AUTHORIZATION, HeaderName};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage as _, web};
+
+use super::ApiError;
+use crate::auth::access::{Access, AccessTable, Limit, Limiter, retry_after_secs};
+use crate::auth::{Authenticator, Principal, Role};
+use crate::metrics::Metrics;
+
+pub const INGEST_PATH: &str = "/api/log/auto-upload";
+const DIAGNOSE_PATH: &str = "/api/llm/diagnose";
+
+pub struct Gate {
+    pub auth: Arc<Authenticator>,
+    pub table: AccessTable,
+    pub ingest_open: bool,
+    pub metrics_open: bool,
+    pub limiter: Option<Limiter>,
+    pub client_ip_header: Option<HeaderName>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Gate {
+    fn access(&self, method: &str, pattern: Option<&str>) -> Access {
+        match pattern {
+            Some(INGEST_PATH) if self.ingest_open => Access::Public,
+            Some("/metrics") if self.metrics_open => Access::Public,
+            _ => self.table.lookup(method, pattern),
+        }
+    }
+
+    fn client_ip(&self, req: &ServiceRequest) -> Option<IpAddr> {
+        if let Some(h) = &self.client_ip_header {
+            let v = req.headers().get(h)?.to_str().ok()?;
+            return v.split(',').next()?.trim().parse().ok();
+        }
+        req.peer_addr().map(|a| a.ip())
+    }
+
+    fn refuse(&self, reason: &'static str, e: ApiError) -> actix_web::Error {
+        self.metrics.api_refusals.with_label_values(&[reason]).inc();
+        e.into()
+    }
+
+    fn limited(&self, (limit, wait): (Limit, std::time::Duration)) -> actix_web::Error {
+        let what = match limit {
+            Limit::Ip => "this client address",
+            Limit::Token => "this token",
+            Limit::Diagnose => "diagnoses with this token",
+        };
+        self.refuse(
+            "rate_limited",
+            ApiError::RateLimited {
+                reason: format!("too many requests for {what}; retry later"),
+                retry_after_secs: retry_after_secs(wait),
+            },
+        )
+    }
+}
+
+/// The bearer credential: `Authorization: Bearer <token>`, or — on the upload endpoint only,
+/// because Flume's HttpSink cannot send headers — `?access_token=<token>` (RFC 6750 §2.3).
+fn credential(req: &ServiceRequest, allow_query: bool) -> Option<String> {
+    if let Some(v) = req.headers().get(AUTHORIZATION) {
+        let v = v.to_str().ok()?.trim();
+        let (scheme, token) = v.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_string())
+            .filter(|t| !t.is_empty());
+    }
+    if !allow_query {
+        return None;
+    }
+    web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .ok()?
+        .into_inner()
+        .into_iter()
+        .find(|(k, _)| k == "access_token")
+        .map(|(_, v)| v)
+        .filter(|t| !t.is_empty())
+}
+
+pub async fn gate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let Some(gate) = req.app_data::<web::Data<Gate>>().cloned() else {
+        return Err(
+            ApiError::Internal(anyhow::anyhow!("the request gate is not configured")).into(),
+        );
+    };
+    let pattern = req.match_pattern();
+    let access = gate.access(req.method().as_str(), pattern.as_deref());
+    let required = match access {
+        Access::Public => return next.call(req).await,
+        Access::Role(r) => r,
+    };
+    // Ingest is governed by backpressure (503), never by a request limit.
+    let limits = gate.limiter.as_ref().filter(|_| required != Role::Ingest);
+    if let (Some(l), Some(ip)) = (limits, gate.client_ip(&req)) {
+        l.check_ip(ip).map_err(|w| gate.limited(w))?;
+    }
+    let Some(token) = credential(&req, required == Role::Ingest) else {
+        return Err(gate.refuse(
+            "missing_token",
+            ApiError::Unauthorized {
+                reason: "a bearer token is required: send `Authorization: Bearer <token>`".into(),
+                invalid: false,
+            },
+        ));
+    };
+    let principal: Principal = gate.auth.verify(&token).map_err(|e| {
+        tracing::debug!(path = req.path(), error = %e, "refused a credential");
+        gate.refuse(
+            "invalid_token",
+            ApiError::Unauthorized {
+                reason: e.to_string(),
+                invalid: true,
+            },
+        )
+    })?;
+    if !principal.role.grants(required) {
+        tracing::debug!(path = req.path(), who = %principal.name, role = %principal.role, "refused a role");
+        return Err(gate.refuse(
+            "forbidden",
+            ApiError::Forbidden(format!(
+                "`{}` has the role `{}`; {} {} needs `{}`",
+                principal.name,
+                principal.role,
+                req.method(),
+                pattern.as_deref().unwrap_or(req.path()),
+                required
+            )),
+        ));
+    }
+    if let Some(l) = limits {
+        let key = format!("{:?}:{}", principal.kind, principal.name);
+        let diagnose = pattern.as_deref() == Some(DIAGNOSE_PATH);
+        l.check_token(&key, diagnose).map_err(|w| gate.limited(w))?;
+    }
+    req.extensions_mut().insert(principal);
+    next.call(req).await
+}
+
+/// The authenticated caller of a request (set by [`gate`]), for audit fields.
+pub fn principal(req: &actix_web::HttpRequest) -> Option<Principal> {
+    req.extensions().get::<Principal>().cloned()
+}
