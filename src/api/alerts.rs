@@ -136,13 +136,13 @@ pub struct FaultDeliveries {
     })),
     responses(
         (status = 201, description = "Created", body = SilenceCreated, example = json!({"id": 7})),
-        (status = 400, description = "Invalid: not the JSON object described, no or bad matchers, blank `created_by`, bad times or duration, both or neither of `ends_at` and `duration`, or an end not after the start and in the future", body = ErrorBody,
+        (status = 400, description = "Invalid: not the JSON object described, no or bad matchers, blank `created_by`, bad times or duration, both or neither of `ends_at` and `duration`, or an end not after the start, in the future and before the year 10000", body = ErrorBody,
             example = json!({"error": "the silence must end after it starts and in the future", "status": 400})),
         (status = 503, description = "The database is unavailable", body = ErrorBody),
     )
 )]
 pub async fn create_silence(
-    body: web::Bytes,
+    body: params::Body,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let s: NewSilence = serde_json::from_slice(&body)
@@ -175,6 +175,11 @@ pub async fn create_silence(
     if ends <= starts || ends <= now {
         return Err(ApiError::BadRequest(
             "the silence must end after it starts and in the future".into(),
+        ));
+    }
+    if ends > params::MAX_TIME_MS {
+        return Err(ApiError::BadRequest(
+            "the silence must end before the year 10000".into(),
         ));
     }
     let matchers = serde_json::to_string(&s.matchers).unwrap_or_else(|_| "[]".into());

@@ -334,7 +334,7 @@ async fn answer(
 )]
 pub async fn ack(
     path: web::Path<String>,
-    body: web::Bytes,
+    body: params::Body,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = fault_id(&path)?;

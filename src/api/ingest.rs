@@ -4,16 +4,14 @@
 //! `Retry-After` when the backlog is full or the WAL cannot be written (Flume retries, nothing
 //! is lost); 413 over `server.max_body_bytes`; 400 for undecodable JSON/NDJSON.
 
-use actix_web::dev::Decompress;
-use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ErrorBody;
 use super::openapi::{IngestJson, IngestNdjson, IngestText};
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, params};
 use crate::actors::messages::Append;
 use crate::domain::StreamKey;
 use crate::ingest::{self, DecodeError, Shape};
@@ -140,7 +138,7 @@ async fn accept(
         .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))?
         .into_inner();
     let limit = state.settings.server.max_body_bytes;
-    let body = read_body(req, payload, limit).await?;
+    let body = params::read_body(req, payload.into_inner(), limit).await?;
     state.metrics.bytes_received.inc_by(body.len() as u64);
 
     let peer = req
@@ -202,44 +200,4 @@ async fn accept(
             retry_after_secs,
         }),
     }
-}
-
-/// Read the whole body (decompressing `Content-Encoding: gzip` / `deflate`), refusing (413) as
-/// soon as it is known to exceed `limit` bytes, compressed or not.
-async fn read_body(
-    req: &HttpRequest,
-    payload: web::Payload,
-    limit: usize,
-) -> Result<web::BytesMut, ApiError> {
-    let encoding = req
-        .headers()
-        .get(CONTENT_ENCODING)
-        .map(|v| v.to_str().unwrap_or("").trim().to_ascii_lowercase());
-    if let Some(enc) = &encoding
-        && !matches!(
-            enc.as_str(),
-            "" | "identity" | "gzip" | "x-gzip" | "deflate"
-        )
-    {
-        return Err(ApiError::UnsupportedEncoding(enc.clone()));
-    }
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(ApiError::PayloadTooLarge { limit });
-    }
-    let mut stream = Decompress::from_headers(payload.into_inner(), req.headers());
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
-    while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::BadRequest(format!("cannot read request body: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge { limit });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }

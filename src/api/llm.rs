@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 
 use super::error::{ErrorBody, LlmPartial};
 use super::openapi::DiagnoseRequest;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, params};
 use crate::domain::StreamKey;
 use crate::llm::escalator::{Escalation, LlmStatus, Request};
 use crate::rules::diagnose::Diagnosis;
@@ -126,7 +126,7 @@ pub enum DiagnoseStreamLine {
 )]
 pub async fn diagnose(
     req: HttpRequest,
-    body: web::Bytes,
+    body: params::Body,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body: DiagnoseBody = serde_json::from_slice(&body)
@@ -315,7 +315,7 @@ pub struct ConfirmOut {
 
 pub async fn confirm(
     path: web::Path<String>,
-    body: web::Bytes,
+    body: params::Body,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id: i64 = path

@@ -477,8 +477,9 @@ impl PartialSchema for DiagnoseRequest {
 
 impl ToSchema for DiagnoseRequest {}
 
-/// The parts of the contract every operation shares: the `bearer` scheme, the version, and
-/// the answers of the auth and rate-limit layers (401, 403, 429) on the operations they guard.
+/// The parts of the contract every operation shares: the `bearer` scheme, the version, the
+/// answers of the shared body reader (413, 415) on operations with a body, and those of the
+/// auth and rate-limit layers (401, 403, 429) on the operations they guard.
 struct Contract;
 
 impl Modify for Contract {
@@ -525,6 +526,20 @@ impl Modify for Contract {
             RefOr::T(error("The token's role may not do this", false)),
         );
         components.responses.insert(
+            "PayloadTooLarge".into(),
+            RefOr::T(error(
+                "The body is over `server.max_body_bytes` (compressed or not)",
+                false,
+            )),
+        );
+        components.responses.insert(
+            "UnsupportedEncoding".into(),
+            RefOr::T(error(
+                "An unsupported `Content-Encoding` (use gzip, deflate or none)",
+                false,
+            )),
+        );
+        components.responses.insert(
             "TooManyRequests".into(),
             RefOr::T(error(
                 "Rate limited: retry after `Retry-After` seconds",
@@ -544,6 +559,16 @@ impl Modify for Contract {
             .into_iter()
             .flatten()
             {
+                // Every body is read by the same reader (`params::read_body`).
+                if op.request_body.is_some() {
+                    let responses = &mut op.responses.responses;
+                    responses
+                        .entry("413".into())
+                        .or_insert_with(|| reference("PayloadTooLarge"));
+                    responses
+                        .entry("415".into())
+                        .or_insert_with(|| reference("UnsupportedEncoding"));
+                }
                 let guarded = op
                     .security
                     .as_ref()

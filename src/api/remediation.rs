@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::error::ErrorBody;
 use super::logs::rfc3339_ms;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, params};
 use crate::remediation::RemediateError;
 use crate::storage::{ExecLogRow, RemediationRow};
 
@@ -187,7 +187,7 @@ fn map(e: RemediateError, dir: &str) -> ApiError {
 )]
 pub async fn propose(
     path: web::Path<String>,
-    bytes: web::Bytes,
+    bytes: params::Body,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id_of(&path, "fault")?;
@@ -222,7 +222,7 @@ pub async fn propose(
 )]
 pub async fn approve(
     path: web::Path<String>,
-    bytes: web::Bytes,
+    bytes: params::Body,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id_of(&path, "remediation")?;

@@ -211,3 +211,59 @@ async fn method_not_allowed_names_the_allowed_methods() {
         assert_eq!(body["status"], 405);
     }
 }
+
+#[actix_web::test]
+async fn bodies_are_read_under_max_body_bytes_with_json_errors() {
+    // A 300 KiB excerpt (over actix's 256 KiB default) is read: the limit is max_body_bytes.
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let lines: Vec<String> = (0..3000).map(|i| format!("{i:0100}")).collect();
+    let r = app
+        .client
+        .post(app.url("/api/llm/diagnose"))
+        .json(&serde_json::json!({ "lines": lines }))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status(), 413);
+    let body: Value = r.json().await.unwrap();
+    assert!(body.is_object());
+
+    // Over max_body_bytes: a JSON 413, as documented.
+    let Some(app) = crate::helpers::spawn_app_with(Backend::Sqlite, |s| {
+        s.server.max_body_bytes = 4096;
+    })
+    .await
+    else {
+        return;
+    };
+    let big = serde_json::json!({
+        "matchers": ["host=\"w1\""], "duration": "1h", "created_by": "a", "comment": "x".repeat(5000)
+    });
+    for path in ["/api/silences", "/api/llm/diagnose", "/api/faults/1/ack"] {
+        let r = app
+            .client
+            .post(app.url(path))
+            .json(&big)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 413, "{path}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["status"], 413, "{path}");
+    }
+    // An unsupported encoding: a JSON 415.
+    let r = app
+        .client
+        .post(app.url("/api/silences"))
+        .header("Content-Encoding", "br")
+        .header("Content-Type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], 415);
+}
