@@ -142,6 +142,7 @@ pub struct FaultDeliveries {
     )
 )]
 pub async fn create_silence(
+    req: actix_web::HttpRequest,
     body: params::Body,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -185,7 +186,14 @@ pub async fn create_silence(
     let matchers = serde_json::to_string(&s.matchers).unwrap_or_else(|_| "[]".into());
     let id = state
         .store
-        .insert_silence(&matchers, starts, ends, &s.created_by, &s.comment, now)
+        .insert_silence(
+            &matchers,
+            starts,
+            ends,
+            &super::guard::actor(&req, Some(&s.created_by)),
+            &s.comment,
+            now,
+        )
         .await?;
     Ok(HttpResponse::Created().json(SilenceCreated { id }))
 }

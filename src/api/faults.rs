@@ -333,6 +333,7 @@ async fn answer(
     )
 )]
 pub async fn ack(
+    req: HttpRequest,
     path: web::Path<String>,
     body: params::Body,
     state: web::Data<AppState>,
@@ -345,7 +346,7 @@ pub async fn ack(
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
             .unwrap_or_default()
     };
-    let by = body.by.unwrap_or_else(|| "api".into());
+    let by = super::guard::actor(&req, body.by.as_deref());
     let change = state
         .store
         .acknowledge_fault(id, &by, crate::now_ms())

@@ -157,3 +157,17 @@ pub async fn gate(
 pub fn principal(req: &actix_web::HttpRequest) -> Option<Principal> {
     req.extensions().get::<Principal>().cloned()
 }
+
+/// Who did it, for audit fields (`acknowledged_by`, `approved_by`, `created_by`, ...): the
+/// authenticated token's name, with the name the body claims (`by`) in front when it differs
+/// — `alice (token ops-team)` — so a shared token cannot hide who used it, nor a claim who
+/// holds the token.
+pub fn actor(req: &actix_web::HttpRequest, claimed: Option<&str>) -> String {
+    let claimed = claimed.map(str::trim).filter(|c| !c.is_empty());
+    match (principal(req), claimed) {
+        (Some(p), Some(c)) if c != p.name => format!("{c} (token {})", p.name),
+        (Some(p), _) => p.name,
+        (None, Some(c)) => c.to_string(),
+        (None, None) => "anonymous".into(),
+    }
+}

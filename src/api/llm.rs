@@ -314,6 +314,7 @@ pub struct ConfirmOut {
 )]
 
 pub async fn confirm(
+    req: HttpRequest,
     path: web::Path<String>,
     body: params::Body,
     state: web::Data<AppState>,
@@ -328,7 +329,7 @@ pub async fn confirm(
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
             .unwrap_or_default()
     };
-    let by = body.by.unwrap_or_else(|| "api".into());
+    let by = super::guard::actor(&req, body.by.as_deref());
     let row = state
         .store
         .get_fault(id)

@@ -1,10 +1,11 @@
 //! Remediation: `POST /api/faults/{id}/remediate` (optional `{"by": "alice"}`) proposes what
 //! would run (a dry run; 422 with the audit record when a parameter is refused),
-//! `POST /api/remediations/{id}/approve` (`{"by": "alice"}`, required) runs it in the
+//! `POST /api/remediations/{id}/approve` (optional `{"by": "alice"}`; the audit records the
+//! token's name in any case) runs it in the
 //! background, `GET /api/remediations/{id}` shows it with its exec log,
 //! `GET /api/faults/{id}/remediations` lists a fault's.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -14,25 +15,14 @@ use super::{ApiError, AppState, params};
 use crate::remediation::RemediateError;
 use crate::storage::{ExecLogRow, RemediationRow};
 
-/// Who proposes (an empty body or `null` is the same as `{}`).
+/// Who proposes or approves (an empty body or `null` is the same as `{}`).
 #[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"by": "alice"}))]
 pub struct ByBody {
-    /// Who proposes (recorded in the audit trail; `api` when absent).
+    /// Who acts, as the audit trail records it next to the token's name
+    /// (`alice (token ops-team)`); absent: the token's name alone.
     by: Option<String>,
-}
-
-/// Who approves: required, not blank.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"by": "alice"}))]
-pub struct ApproveBody {
-    /// Who approves (recorded in the audit trail).
-    #[schema(
-        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
-    )]
-    by: String,
 }
 
 /// A remediation: what would run (or ran) for a fault, who decided, and how it ended.
@@ -94,20 +84,6 @@ fn body(bytes: &[u8]) -> Result<ByBody, ApiError> {
     serde_json::from_slice::<Option<ByBody>>(bytes)
         .map(Option::unwrap_or_default)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
-}
-
-/// The approver: `by` is required and not blank.
-fn approver(bytes: &[u8]) -> Result<String, ApiError> {
-    let required = || ApiError::BadRequest("`by` (who approves) is required".into());
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(required());
-    }
-    let body: ApproveBody = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
-    if body.by.trim().is_empty() {
-        return Err(required());
-    }
-    Ok(body.by)
 }
 
 fn id_of(path: &str, what: &str) -> Result<i64, ApiError> {
@@ -186,12 +162,13 @@ fn map(e: RemediateError, dir: &str) -> ApiError {
     )
 )]
 pub async fn propose(
+    req: HttpRequest,
     path: web::Path<String>,
     bytes: params::Body,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id_of(&path, "fault")?;
-    let by = body(&bytes)?.by.unwrap_or_else(|| "api".into());
+    let by = super::guard::actor(&req, body(&bytes)?.by.as_deref());
     let dir = &state.settings.remediation.scripts_dir;
     let row = state
         .remediator
@@ -208,12 +185,11 @@ pub async fn propose(
     summary = "Approve a proposed remediation: it runs in the background",
     security(("bearer" = ["operator"])),
     params(("id" = i64, Path, description = "Remediation id", example = 3)),
-    request_body(content = ApproveBody, content_type = "application/json",
-        description = "Who approves", example = json!({"by": "alice"})),
+    request_body(content = Option<ByBody>, content_type = "application/json",
+        description = "Optional: who approves (the token's name is recorded in any case)", example = json!({"by": "alice"})),
     responses(
         (status = 202, description = "Approved; it runs now (poll `GET /api/remediations/{id}`)", body = RemediationOut),
-        (status = 400, description = "The id is not an integer, the body is not the JSON object described, or `by` is missing or blank", body = ErrorBody,
-            example = json!({"error": "`by` (who approves) is required", "status": 400})),
+        (status = 400, description = "The id is not an integer, or the body is not the JSON object described", body = ErrorBody),
         (status = 404, description = "No remediation with this id", body = ErrorBody),
         (status = 409, description = "The remediation is not waiting for approval", body = ErrorBody,
             example = json!({"error": "remediation 3 is succeeded, not proposed", "status": 409})),
@@ -221,12 +197,13 @@ pub async fn propose(
     )
 )]
 pub async fn approve(
+    req: HttpRequest,
     path: web::Path<String>,
     bytes: params::Body,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id_of(&path, "remediation")?;
-    let by = approver(&bytes)?;
+    let by = super::guard::actor(&req, body(&bytes)?.by.as_deref());
     let dir = &state.settings.remediation.scripts_dir;
     let row = state
         .remediator

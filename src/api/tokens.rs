@@ -128,7 +128,7 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
 )]
 pub async fn create(
     req: HttpRequest,
-    body: web::Bytes,
+    body: super::params::Body,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let t: NewToken = serde_json::from_slice(&body)

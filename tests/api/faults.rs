@@ -109,7 +109,7 @@ async fn a_repeat_updates_the_fault_and_resolve_then_recurrence_opens_a_new_one(
     let (s, body) = post(&app, &format!("/api/faults/{id}/ack"), r#"{"by":"alice"}"#).await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["status"], "acknowledged");
-    assert_eq!(body["acknowledged_by"], "alice");
+    assert_eq!(body["acknowledged_by"], "alice (token bootstrap-admin)");
     // An acknowledged fault still counts repeats.
     let third = LOST.replace("10:41:07", "11:01:07");
     assert_eq!(app.upload(q, "text/plain", third).await.status(), 200);

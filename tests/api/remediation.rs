@@ -122,17 +122,37 @@ async fn approval_flow_runs_once_with_fault_fields_and_rechecks(b: Backend) {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(!scripts.path().join("ran.txt").exists());
     let rid = prop["id"].as_i64().unwrap();
-    let (code, _, _) = app
-        .post_json(&format!("/api/remediations/{rid}/approve"), &json!({}))
-        .await;
-    assert_eq!(code, 400, "an approval names its approver");
-    let (code, ok, _) = app
-        .post_json(
-            &format!("/api/remediations/{rid}/approve"),
-            &json!({"by": "alice"}),
-        )
-        .await;
-    assert_eq!(code, 202, "{ok}");
+    // Approving needs the operator role; the audit names the token and who claims to act.
+    let token = |role: &'static str| {
+        let app = &app;
+        async move {
+            let (code, t, _) = app
+                .post_json(
+                    "/api/tokens",
+                    &json!({"name": format!("{role}-team"), "role": role}),
+                )
+                .await;
+            assert_eq!(code, 201, "{t}");
+            crate::helpers::client_with_token(t["token"].as_str().unwrap())
+        }
+    };
+    let approve_url = app.url(&format!("/api/remediations/{rid}/approve"));
+    let reader = token("read").await;
+    let r = reader
+        .post(&approve_url)
+        .json(&json!({"by": "alice"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a read token cannot approve");
+    let operator = token("operator").await;
+    let r = operator
+        .post(&approve_url)
+        .json(&json!({"by": "alice"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
     let (code, _, _) = app
         .post_json(
             &format!("/api/remediations/{rid}/approve"),
@@ -150,8 +170,8 @@ async fn approval_flow_runs_once_with_fault_fields_and_rechecks(b: Backend) {
     let log = &done["exec_log"];
     assert_eq!(log["kind"], "remediation");
     assert_eq!(log["status"], "success");
-    assert_eq!(log["approved_by"], "alice");
-    assert_eq!(log["requested_by"], "bob");
+    assert_eq!(log["approved_by"], "alice (token operator-team)");
+    assert_eq!(log["requested_by"], "bob (token bootstrap-admin)");
     assert_eq!(log["exit_code"], 0);
     assert!(log["stdout"].as_str().unwrap().contains("restarted"));
     let f = app.get_json(&format!("/api/faults/{fid}")).await;
@@ -246,7 +266,10 @@ async fn shell_metacharacters_in_a_host_name_are_refused_and_audited(b: Backend)
     let rid = list["remediations"][0]["id"].as_i64().unwrap();
     let r = app.get_json(&format!("/api/remediations/{rid}")).await;
     assert_eq!(r["exec_log"]["status"], "refused");
-    assert_eq!(r["exec_log"]["requested_by"], "mallory");
+    assert_eq!(
+        r["exec_log"]["requested_by"],
+        "mallory (token bootstrap-admin)"
+    );
     assert!(!scripts.path().join("ran.txt").exists());
     assert!(!Path::new("/tmp/pwned").exists());
     app.stop().await;
