@@ -18,9 +18,13 @@ use crate::auth::{Role, generate_token, hash_token, to_hex};
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "flume-prod", "role": "ingest"}))]
 pub struct NewToken {
-    /// A label for the token's holder (shown in audits and refusals): 1 to 128 printable
-    /// characters.
-    #[schema(min_length = 1, max_length = 128, pattern = "[^\\s]")]
+    /// A label for the token's holder (shown in audits and refusals): 1 to 128 characters,
+    /// no control character (Unicode `Cc`), not blank; stored trimmed.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u001f\\u007f-\\u009f \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub name: String,
     pub role: Role,
 }
@@ -134,7 +138,7 @@ pub async fn create(
     let t: NewToken = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
     let name = t.name.trim();
-    if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+    if name.is_empty() || t.name.chars().count() > 128 || t.name.chars().any(char::is_control) {
         return Err(ApiError::BadRequest(
             "`name` must be 1 to 128 printable characters".into(),
         ));

@@ -20,5 +20,6 @@ mod openapi;
 mod pipeline;
 mod prometheus;
 mod remediation;
+mod schemathesis;
 mod status_store;
 mod storage;
