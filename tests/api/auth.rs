@@ -474,7 +474,7 @@ async fn first_start_prints_one_admin_token() {
             .env_remove("FAULTLINE_ADMIN_TOKEN")
             .env("FAULTLINE_LISTEN", format!("127.0.0.1:{port}"))
             .env("FAULTLINE_SERVER__WORKERS", "1")
-            .env("RUST_LOG", "warn")
+            .env("FAULTLINE_LOG__LEVEL", "debug")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -543,10 +543,37 @@ async fn first_start_prints_one_admin_token() {
         .0,
         200
     );
+    // Tokens are never logged, even at debug level: refused ones, ones in the upload URL.
+    let wrong = "flt_wrong-token-never-logged-0123456789";
+    let refused = status(
+        &client_with_token(wrong),
+        Method::GET,
+        &format!("{base}/api/faults"),
+    )
+    .await;
+    assert_eq!(refused.0, 401);
+    let url = format!("{base}/api/log/auto-upload?host=w1&service=datanode&access_token={token}");
+    let r = reqwest::Client::new()
+        .post(&url)
+        .body("2024-05-12 10:00:00,000 ERROR a.B: something failed")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200);
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{base}/api/log/auto-upload?host=w1&access_token={wrong}&bad=%zz"
+        ))
+        .body("x")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 401);
     stop(&mut child);
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut rest).expect("read");
-    assert!(!rest.contains("flt_"), "no second token printed: {rest}");
+    assert!(!rest.contains("flt_"), "no token printed or logged: {rest}");
+    assert!(rest.contains("DEBUG"), "debug logging was on: {rest}");
 }
 
 async fn wait_ready(base: &str) {
