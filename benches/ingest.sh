@@ -29,6 +29,7 @@ head -n 1 "$SAMPLE" | tr -d '\n' > "$work/body1.txt"
 cat > "$work/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "text/plain"
+wrk.headers["Authorization"] = "Bearer bench-admin-token-0123456789"
 local f = io.open(os.getenv("BODY"), "rb")
 wrk.body = f:read("*a")
 f:close()
@@ -38,6 +39,7 @@ FAULTLINE_LISTEN="127.0.0.1:$port" \
 FAULTLINE_DATABASE_URL="sqlite://$work/bench.db" \
 FAULTLINE_INGEST__WAL_DIR="$work/wal" \
 FAULTLINE_INGEST__MAX_PENDING_LINES=${MAX_PENDING:-200000000} \
+FAULTLINE_ADMIN_TOKEN=bench-admin-token-0123456789 \
 RUST_LOG=warn ./target/release/faultline serve &
 server_pid=$!
 for _ in $(seq 1 100); do curl -fs "$base/healthz" >/dev/null && break; sleep 0.1; done

@@ -59,6 +59,8 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 FAULTLINE_LISTEN="127.0.0.1:$port" \
 FAULTLINE_DATABASE_URL="sqlite://$work/bench.db" \
 FAULTLINE_INGEST__WAL_DIR="$work/wal" \
+FAULTLINE_ADMIN_TOKEN=bench-admin-token-0123456789 \
+FAULTLINE_RATE_LIMIT__ENABLED=false \
 RUST_LOG=warn $bin serve &
 server_pid=$!
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
@@ -68,17 +70,18 @@ port, n = int(sys.argv[1]), int(sys.argv[2])
 post = http.client.HTTPConnection("127.0.0.1", port)
 get = http.client.HTTPConnection("127.0.0.1", port)
 lat = []
+auth = {"Authorization": "Bearer bench-admin-token-0123456789"}
 for i in range(n):
     host = f"bench-{i}"
     line = (f"2025-03-14 10:41:07,219 INFO org.apache.hadoop.hdfs.StateChange: BLOCK* removeDeadDatanode: "
             f"lost heartbeat from 10.9.{i // 250}.{i % 250}:9866, removeBlocksFromBlockMap true")
     t0 = time.perf_counter()
     post.request("POST", f"/api/log/auto-upload?host={host}&service=namenode", body=line,
-                 headers={"Content-Type": "text/plain"})
+                 headers={"Content-Type": "text/plain", **auth})
     r = post.getresponse(); r.read()
     assert r.status == 200, r.status
     while True:
-        get.request("GET", f"/api/faults?host={host}&limit=1")
+        get.request("GET", f"/api/faults?host={host}&limit=1", headers=auth)
         r = get.getresponse(); body = json.loads(r.read())
         if body["faults"]:
             break

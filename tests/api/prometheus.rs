@@ -73,8 +73,31 @@ fn dashboard_exprs() -> Vec<(String, String)> {
             "{:?} has a datasource variable",
             f.path()
         );
+        // What Grafana 10+ needs to import it (checked here as data: no Grafana runs here).
+        assert!(
+            d["uid"]
+                .as_str()
+                .is_some_and(|u| !u.is_empty() && u.len() <= 40)
+        );
+        assert!(
+            d["schemaVersion"].as_i64().is_some_and(|v| v >= 36),
+            "Grafana 10 schema"
+        );
+        let ds = serde_json::json!({"type": "prometheus", "uid": "${datasource}"});
+        let mut ids = std::collections::HashSet::new();
         for p in d["panels"].as_array().unwrap() {
+            assert!(
+                ids.insert(p["id"].as_i64().unwrap()),
+                "panel ids are unique"
+            );
+            assert!(p["gridPos"]["w"].is_number() && p["gridPos"]["h"].is_number());
+            assert_eq!(
+                p["datasource"], ds,
+                "{} uses the datasource variable",
+                p["title"]
+            );
             for t in p["targets"].as_array().unwrap() {
+                assert_eq!(t["datasource"], ds);
                 let e = t["expr"].as_str().unwrap().replace("$cluster", ".*");
                 out.push((p["title"].as_str().unwrap().to_string(), e));
             }
