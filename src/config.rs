@@ -561,11 +561,18 @@ impl Settings {
     }
 }
 
-/// A receiver URL without its query string (robot tokens live there) or password.
+/// A receiver URL as `scheme://host[:port]/***`: robot and webhook tokens live in the path
+/// (Slack, many webhooks) or the query string (DingTalk, WeCom).
 fn redact_receiver_url(url: &str) -> String {
-    match url.split_once('?') {
-        Some((base, _)) => format!("{}?***", redact_url(base)),
-        None => redact_url(url),
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".into();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    if authority.len() == rest.len() {
+        format!("{scheme}://{host}")
+    } else {
+        format!("{scheme}://{host}/***")
     }
 }
 
@@ -765,6 +772,24 @@ flume_consecutive_polls = 2
         assert_eq!(parse_utc_offset("-05:30"), Ok(-19800));
         assert_eq!(parse_utc_offset("Z"), Ok(0));
         assert!(parse_utc_offset("8").is_err());
+    }
+
+    #[test]
+    fn redacts_receiver_urls_to_their_host() {
+        for (url, shown) in [
+            (
+                "https://hooks.slack.com/services/T0/B0/XYZSECRET",
+                "https://hooks.slack.com/***",
+            ),
+            (
+                "https://oapi.dingtalk.com/robot/send?access_token=SECRET",
+                "https://oapi.dingtalk.com/***",
+            ),
+            ("http://user:SECRET@am:9093", "http://am:9093"),
+            ("not a url SECRET", "***"),
+        ] {
+            assert_eq!(super::redact_receiver_url(url), shown);
+        }
     }
 
     #[test]

@@ -237,7 +237,8 @@ impl Application {
         let data = web::Data::new(state.clone());
         let gate = Arc::new(api::guard::Gate {
             auth,
-            table: api::openapi::access_table(),
+            table: api::openapi::access_table()
+                .context("reading the roles from the OpenAPI document")?,
             ingest_open: settings.auth.ingest_open,
             metrics_open: settings.auth.metrics_open,
             limiter: crate::auth::access::Limiter::new(&settings.rate_limit),
@@ -300,17 +301,20 @@ fn client_ip_header(name: &str) -> anyhow::Result<Option<actix_web::http::header
         .with_context(|| format!("rate_limit.client_ip_header `{name}` is not a header name"))
 }
 
-/// Every minute: forget recovered rate-limit keys, and re-read `api_tokens` so engines that
-/// share a database agree on created and revoked tokens.
+/// Every 10 s: re-read `api_tokens`, so engines that share a database agree on created and
+/// revoked tokens within that time (the engine that revokes refuses at once); every minute:
+/// forget recovered rate-limit keys.
 /// Ends once the server (the gate's other holder) is gone.
 async fn housekeep_auth(store: Store, gate: std::sync::Weak<api::guard::Gate>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
-    loop {
+    for n in 1u64.. {
         tick.tick().await;
         let Some(gate) = gate.upgrade() else { return };
-        if let Some(l) = &gate.limiter {
+        if n % 6 == 0
+            && let Some(l) = &gate.limiter
+        {
             l.prune();
         }
         match store.tokens().await {
@@ -335,6 +339,23 @@ async fn bootstrap_admin_token(
     if !auth.has_configured_credentials() && !active {
         let token = crate::auth::generate_token().context("generating the first admin token")?;
         let hash = crate::auth::to_hex(&crate::auth::hash_token(&token));
+        let port = settings.listen_addr().port();
+        // Printed (standard error), not logged. Printed before it is stored: a token nobody
+        // saw must not become the only admin credential.
+        use std::io::Write as _;
+        writeln!(
+            std::io::stderr(),
+            "\n================================================================================\n\
+             No API token was configured, so Faultline created an admin token.\n\
+             It is shown ONCE (only its SHA-256 is stored):\n\n    {token}\n\n\
+             Use it as a bearer token, e.g.\n\
+             \x20   curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{port}/api/faults\n\
+             or in Swagger UI at http://127.0.0.1:{port}/docs (Authorize).\n\
+             Create narrower tokens with POST /api/tokens (e.g. role `ingest` for Flume).\n\
+             In production, prefer [[auth.tokens]] or FAULTLINE_ADMIN_TOKEN.\n\
+             ================================================================================\n"
+        )
+        .context("printing the first admin token")?;
         store
             .insert_token(
                 "initial-admin",
@@ -345,22 +366,26 @@ async fn bootstrap_admin_token(
             )
             .await
             .context("storing the first admin token")?;
-        let port = settings.listen_addr().port();
-        // Printed, not logged: this is the only time the token exists outside its holder.
-        eprintln!(
-            "\n================================================================================\n\
-             No API token was configured, so Faultline created an admin token.\n\
-             It is shown ONCE (only its SHA-256 is stored):\n\n    {token}\n\n\
-             Use it as a bearer token, e.g.\n\
-             \x20   curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{port}/api/faults\n\
-             or in Swagger UI at http://127.0.0.1:{port}/docs (Authorize).\n\
-             Create narrower tokens with POST /api/tokens (e.g. role `ingest` for Flume).\n\
-             ================================================================================\n"
-        );
-        tracing::warn!("created the first admin token (printed on standard error, not logged)");
+        tracing::warn!("created the first admin token (printed on standard error once)");
         rows = store.tokens().await.context("reading API tokens")?;
     }
     auth.set_stored(&rows);
+    let stored_admin = rows
+        .iter()
+        .any(|r| r.revoked_at.is_none() && r.role == "admin");
+    let configured_admin = settings.auth.admin_token.is_some()
+        || settings
+            .auth
+            .tokens
+            .iter()
+            .any(|t| t.role == crate::auth::Role::Admin)
+        || !settings.auth.jwt.algorithm.is_empty();
+    if !stored_admin && !configured_admin {
+        tracing::warn!(
+            "no admin credential exists: rules reloads and tokens cannot be managed until \
+             FAULTLINE_ADMIN_TOKEN or an admin entry in [[auth.tokens]] is set"
+        );
+    }
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use actix_web::{HttpMessage as _, web};
 
 use super::ApiError;
 use crate::auth::access::{Access, AccessTable, Limit, Limiter, retry_after_secs};
-use crate::auth::{Authenticator, Principal, Role};
+use crate::auth::{AuthError, Authenticator, Principal, Role};
 use crate::metrics::Metrics;
 
 pub const INGEST_PATH: &str = "/api/log/auto-upload";
@@ -40,11 +40,12 @@ impl Gate {
     }
 
     fn client_ip(&self, req: &ServiceRequest) -> Option<IpAddr> {
-        if let Some(h) = &self.client_ip_header {
-            let v = req.headers().get(h)?.to_str().ok()?;
-            return v.split(',').next()?.trim().parse().ok();
-        }
-        req.peer_addr().map(|a| a.ip())
+        let forwarded = self
+            .client_ip_header
+            .as_ref()
+            .and_then(|h| req.headers().get(h))
+            .and_then(|v| v.to_str().ok());
+        crate::auth::access::client_ip(forwarded, req.peer_addr().map(|a| a.ip()))
     }
 
     fn refuse(&self, reason: &'static str, e: ApiError) -> actix_web::Error {
@@ -100,7 +101,10 @@ pub async fn gate(
             ApiError::Internal(anyhow::anyhow!("the request gate is not configured")).into(),
         );
     };
-    let pattern = req.match_pattern();
+    // The pattern of the path as the router will see it (percent-decoded, as actix-router
+    // decodes it): `req.match_pattern()` would match the raw path before routing, so
+    // `/api/%74okens` would match no pattern here yet reach `/api/tokens`.
+    let pattern = req.resource_map().match_pattern(req.match_info().as_str());
     let access = gate.access(req.method().as_str(), pattern.as_deref());
     let required = match access {
         Access::Public => return next.call(req).await,
@@ -122,13 +126,17 @@ pub async fn gate(
     };
     let principal: Principal = gate.auth.verify(&token).map_err(|e| {
         tracing::debug!(path = req.path(), error = %e, "refused a credential");
-        gate.refuse(
-            "invalid_token",
-            ApiError::Unauthorized {
-                reason: e.to_string(),
-                invalid: true,
-            },
-        )
+        match e {
+            // Who it is was proven; it just has no Faultline role.
+            AuthError::NoRole(_) => gate.refuse("forbidden", ApiError::Forbidden(e.to_string())),
+            _ => gate.refuse(
+                "invalid_token",
+                ApiError::Unauthorized {
+                    reason: e.to_string(),
+                    invalid: true,
+                },
+            ),
+        }
     })?;
     if !principal.role.grants(required) {
         tracing::debug!(path = req.path(), who = %principal.name, role = %principal.role, "refused a role");
@@ -161,13 +169,48 @@ pub fn principal(req: &actix_web::HttpRequest) -> Option<Principal> {
 /// Who did it, for audit fields (`acknowledged_by`, `approved_by`, `created_by`, ...): the
 /// authenticated token's name, with the name the body claims (`by`) in front when it differs
 /// — `alice (token ops-team)` — so a shared token cannot hide who used it, nor a claim who
-/// holds the token.
+/// holds the token. The claim is cut to 48 bytes, its control characters and parentheses
+/// replaced, so it can neither push the token's name out of the column (128 bytes; token
+/// names are at most 64 plain characters) nor pose as one.
 pub fn actor(req: &actix_web::HttpRequest, claimed: Option<&str>) -> String {
-    let claimed = claimed.map(str::trim).filter(|c| !c.is_empty());
+    let claimed = claimed.map(sanitize_claim).filter(|c| !c.is_empty());
     match (principal(req), claimed) {
         (Some(p), Some(c)) if c != p.name => format!("{c} (token {})", p.name),
         (Some(p), _) => p.name,
-        (None, Some(c)) => c.to_string(),
+        (None, Some(c)) => c,
         (None, None) => "anonymous".into(),
+    }
+}
+
+fn sanitize_claim(c: &str) -> String {
+    let cleaned: String = c
+        .trim()
+        .chars()
+        .map(|ch| {
+            if ch.is_control() || ch == '(' || ch == ')' {
+                '_'
+            } else {
+                ch
+            }
+        })
+        .collect();
+    crate::storage::truncate_str(&cleaned, 48)
+        .trim_end()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn claims_cannot_pose_as_tokens_or_hide_them() {
+        assert_eq!(super::sanitize_claim(" alice "), "alice");
+        assert_eq!(
+            super::sanitize_claim("alice\u{7}(token admin-team)\n"),
+            "alice__token admin-team_"
+        );
+        let long = "x".repeat(300);
+        assert_eq!(super::sanitize_claim(&long).len(), 48);
+        // Cut on a character boundary.
+        assert!(super::sanitize_claim(&"é".repeat(40)).len() <= 48);
     }
 }

@@ -18,13 +18,9 @@ use crate::auth::{Role, generate_token, hash_token, to_hex};
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "flume-prod", "role": "ingest"}))]
 pub struct NewToken {
-    /// A label for the token's holder (shown in audits and refusals): 1 to 128 characters,
-    /// no control character (Unicode `Cc`), not blank; stored trimmed.
-    #[schema(
-        min_length = 1,
-        max_length = 128,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u001f\\u007f-\\u009f \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$"
-    )]
+    /// A label for the token's holder (shown in audits and refusals): 1 to 64 of
+    /// `A-Z a-z 0-9 . _ @ -`, unique among active tokens.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._@-]{1,64}$")]
     pub name: String,
     pub role: Role,
 }
@@ -127,6 +123,7 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
             example = json!({"id": 2, "name": "flume-prod", "role": "ingest",
                 "token": "flt_Vq3oB1n2cS9yXq0d4QbqkHcG2v3R1t0wQe5zX7mK8aP"})),
         (status = 400, description = "The body is not `{name, role}` with a valid role and name", body = ErrorBody),
+        (status = 409, description = "An active token has this name", body = ErrorBody),
         (status = 503, description = "The database is unavailable", body = ErrorBody),
     )
 )]
@@ -137,11 +134,24 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let t: NewToken = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
-    let name = t.name.trim();
-    if name.is_empty() || t.name.chars().count() > 128 || t.name.chars().any(char::is_control) {
+    let name = t.name.as_str();
+    if !crate::auth::valid_token_name(name) {
         return Err(ApiError::BadRequest(
-            "`name` must be 1 to 128 printable characters".into(),
+            "`name` must be 1 to 64 of A-Z a-z 0-9 . _ @ -".into(),
         ));
+    }
+    let taken = name == crate::auth::BOOTSTRAP_NAME
+        || state.settings.auth.tokens.iter().any(|t| t.name == name)
+        || state
+            .store
+            .tokens()
+            .await?
+            .iter()
+            .any(|r| r.revoked_at.is_none() && r.name == name);
+    if taken {
+        return Err(ApiError::Conflict(format!(
+            "a token named `{name}` exists; revoke it first or choose another name"
+        )));
     }
     let token = generate_token()
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("no randomness for a token: {e}")))?;
@@ -190,10 +200,20 @@ pub async fn revoke(
     let id: i64 = path
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("token id must be an integer, not `{path}`")))?;
-    if !state.store.revoke_token(id, crate::now_ms()).await? {
-        return Err(ApiError::NotFound(format!(
+    let not_found = || {
+        ApiError::NotFound(format!(
             "no active run-time token {id} (configured tokens are removed from the file)"
-        )));
+        ))
+    };
+    let rows = state.store.tokens().await?;
+    let row = rows
+        .iter()
+        .find(|r| r.id == id && r.revoked_at.is_none())
+        .ok_or_else(not_found)?;
+    // Refused here at once, even if the database write below fails.
+    state.auth.revoke_stored(&row.token_hash);
+    if !state.store.revoke_token(id, crate::now_ms()).await? {
+        return Err(not_found());
     }
     refresh(&state).await?;
     let by = super::guard::principal(&req).map(|p| p.name);

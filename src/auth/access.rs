@@ -60,8 +60,10 @@ impl AccessTable {
             .insert((method.to_ascii_uppercase(), pattern.to_string()), access);
     }
 
-    /// What `method pattern` needs. A known pattern with another method (405) or an unknown
-    /// path (404) needs `read`: without a token nothing about the routes is revealed.
+    /// What `method pattern` needs. An unknown path (404) needs `read`: without a token
+    /// nothing about the routes is revealed. A known pattern with a method the document does
+    /// not list needs `admin` (fail closed: such a request can only be a 405 — every routed
+    /// method is documented, a unit test checks it — unless a route was added undocumented).
     pub fn lookup(&self, method: &str, pattern: Option<&str>) -> Access {
         let Some(pattern) = pattern else {
             return Access::Role(Role::Read);
@@ -70,7 +72,7 @@ impl AccessTable {
         self.entries
             .get(&(method.to_string(), pattern.to_string()))
             .copied()
-            .unwrap_or(Access::Role(Role::Read))
+            .unwrap_or(Access::Role(Role::Admin))
     }
 
     pub fn len(&self) -> usize {
@@ -184,6 +186,22 @@ impl Limiter {
     }
 }
 
+/// The client address for the per-address limit: with `client_ip_header` configured, the
+/// **last** entry of that header — the address the nearest proxy (which appends to
+/// `X-Forwarded-For`) saw; earlier entries are the client's to write — with any port
+/// removed; without the header, or when it does not parse, the TCP peer address.
+pub fn client_ip(forwarded: Option<&str>, peer: Option<IpAddr>) -> Option<IpAddr> {
+    let last = forwarded
+        .and_then(|v| v.rsplit(',').next())
+        .map(str::trim)
+        .and_then(|e| {
+            e.parse::<IpAddr>()
+                .ok()
+                .or_else(|| e.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+        });
+    last.or(peer)
+}
+
 /// Whole seconds to put in `Retry-After` (at least 1).
 pub fn retry_after_secs(wait: Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
@@ -231,12 +249,36 @@ mod tests {
             t.lookup("GET", Some("/api/typo")),
             Access::Role(Role::Admin)
         );
-        // Unknown path or method: read (401 without a token, then 404 / 405).
+        // Unknown path: read (401 without a token, then 404); unknown method: admin.
         assert_eq!(t.lookup("GET", None), Access::Role(Role::Read));
         assert_eq!(
             t.lookup("DELETE", Some("/api/faults")),
-            Access::Role(Role::Read)
+            Access::Role(Role::Admin)
         );
+    }
+
+    #[test]
+    fn client_address_is_the_last_forwarded_entry_or_the_peer() {
+        let peer: IpAddr = [10, 0, 0, 9].into();
+        let ip = |s: &str| s.parse::<IpAddr>().ok();
+        assert_eq!(client_ip(None, Some(peer)), Some(peer));
+        assert_eq!(client_ip(Some("1.2.3.4"), Some(peer)), ip("1.2.3.4"));
+        // A client-written first entry is ignored: the proxy appended the real one.
+        assert_eq!(
+            client_ip(Some("6.6.6.6, 1.2.3.4"), Some(peer)),
+            ip("1.2.3.4")
+        );
+        assert_eq!(
+            client_ip(Some("6.6.6.6, 1.2.3.4:5555"), Some(peer)),
+            ip("1.2.3.4")
+        );
+        assert_eq!(
+            client_ip(Some("[2001:db8::1]:443"), Some(peer)),
+            ip("2001:db8::1")
+        );
+        // Unparseable: fall back to the peer, never to no limit.
+        assert_eq!(client_ip(Some("unknown"), Some(peer)), Some(peer));
+        assert_eq!(client_ip(Some(""), Some(peer)), Some(peer));
     }
 
     #[test]

@@ -104,6 +104,19 @@ pub enum AuthError {
     NoRole(String),
 }
 
+/// The name every token has: 1 to 64 of `A-Z a-z 0-9 . _ @ -` (what the OpenAPI schema of
+/// `POST /api/tokens` says too). Plain characters keep audit fields and logs unambiguous; no
+/// `:` so that no token can pose as a JWT subject (`jwt:<sub>`).
+pub fn valid_token_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'-'))
+}
+
+/// The name of the `FAULTLINE_ADMIN_TOKEN` principal (reserved).
+pub const BOOTSTRAP_NAME: &str = "bootstrap-admin";
+
 /// SHA-256 of a token, as stored and configured.
 pub fn hash_token(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
@@ -156,8 +169,16 @@ struct KnownToken {
 /// [`Authenticator::set_stored`] whenever `api_tokens` changes.
 pub struct Authenticator {
     fixed: Vec<KnownToken>,
-    stored: RwLock<Vec<KnownToken>>,
+    stored: RwLock<Stored>,
     jwt: Option<JwtVerifier>,
+}
+
+/// Run-time tokens, and the hashes revoked through this engine: a refresh that read the
+/// table just before a revocation committed cannot bring a revoked token back.
+#[derive(Default)]
+struct Stored {
+    active: Vec<KnownToken>,
+    revoked: std::collections::HashSet<[u8; 32]>,
 }
 
 impl Authenticator {
@@ -180,7 +201,7 @@ impl Authenticator {
             }
             fixed.push(KnownToken {
                 hash: hash_token(token.trim()),
-                name: "bootstrap-admin".into(),
+                name: BOOTSTRAP_NAME.into(),
                 role: Role::Admin,
                 kind: PrincipalKind::Bootstrap,
             });
@@ -188,7 +209,7 @@ impl Authenticator {
         let jwt = JwtVerifier::new(&settings.jwt, |name| std::env::var(name).ok())?;
         Ok(Authenticator {
             fixed,
-            stored: RwLock::new(Vec::new()),
+            stored: RwLock::new(Stored::default()),
             jwt,
         })
     }
@@ -198,9 +219,11 @@ impl Authenticator {
         !self.fixed.is_empty() || self.jwt.is_some()
     }
 
-    /// Replace the run-time tokens (active ones only).
+    /// Replace the run-time tokens with the active rows of `api_tokens`.
     pub fn set_stored(&self, rows: &[crate::storage::TokenRow]) {
-        let tokens = rows
+        let mut stored = self.stored.write().unwrap_or_else(|p| p.into_inner());
+        let revoked = &stored.revoked;
+        let active = rows
             .iter()
             .filter(|r| r.revoked_at.is_none())
             .filter_map(|r| {
@@ -211,8 +234,18 @@ impl Authenticator {
                     kind: PrincipalKind::Stored,
                 })
             })
+            .filter(|t| !revoked.contains(&t.hash))
             .collect();
-        *self.stored.write().unwrap_or_else(|p| p.into_inner()) = tokens;
+        stored.active = active;
+    }
+
+    /// Refuse a run-time token from now on (before the table is re-read).
+    pub fn revoke_stored(&self, token_hash: &str) {
+        if let Some(hash) = parse_hex_sha256(token_hash) {
+            let mut stored = self.stored.write().unwrap_or_else(|p| p.into_inner());
+            stored.revoked.insert(hash);
+            stored.active.retain(|t| t.hash != hash);
+        }
     }
 
     /// Check a bearer credential: a JWT when JWTs are configured and it looks like one,
@@ -228,7 +261,7 @@ impl Authenticator {
         let stored = self.stored.read().unwrap_or_else(|p| p.into_inner());
         // Every known hash is compared (no early exit), each in constant time.
         let mut found: Option<&KnownToken> = None;
-        for t in self.fixed.iter().chain(stored.iter()) {
+        for t in self.fixed.iter().chain(stored.active.iter()) {
             if bool::from(t.hash.ct_eq(&hash)) && found.is_none() {
                 found = Some(t);
             }
@@ -293,11 +326,10 @@ impl JwtVerifier {
         } else {
             validation.set_issuer(&[s.issuer.as_str()]);
         }
-        if s.audience.is_empty() {
-            validation.validate_aud = false;
-        } else {
-            validation.set_audience(&[s.audience.as_str()]);
+        if s.audience.trim().is_empty() {
+            anyhow::bail!("auth.jwt.audience is required with JWTs");
         }
+        validation.set_audience(&[s.audience.as_str()]);
         Ok(Some(JwtVerifier {
             key,
             validation,
@@ -323,10 +355,25 @@ impl JwtVerifier {
             .filter_map(Role::parse)
             .max()
             .ok_or_else(|| AuthError::NoRole(self.role_claim.clone()))?;
+        // The subject in plain characters (audit fields, rate-limit keys, logs).
         let name = claims
             .get("sub")
             .and_then(|v| v.as_str())
-            .map(|s| format!("jwt:{}", crate::storage::truncate_str(s, 100)))
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                let plain: String = s
+                    .chars()
+                    .take(60)
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-') {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                format!("jwt:{plain}")
+            })
             .unwrap_or_else(|| "jwt".into());
         Ok(Principal {
             name,

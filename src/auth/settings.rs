@@ -66,7 +66,7 @@ pub struct JwtSettings {
     pub public_key_file: String,
     /// Required `iss` (empty = not checked).
     pub issuer: String,
-    /// Required `aud` (empty = not checked).
+    /// Required `aud`: Faultline's client id at the identity provider (required with JWTs).
     pub audience: String,
     /// The claim naming the role: a string (`"operator"`) or an array of strings (the highest
     /// Faultline role among them wins; unknown names are ignored).
@@ -101,8 +101,9 @@ pub struct RateLimitSettings {
     pub per_ip_per_minute: u32,
     /// `POST /api/llm/diagnose` per minute for one token (it may call the LLM).
     pub diagnose_per_token_per_minute: u32,
-    /// Take the client address from this header (e.g. `X-Forwarded-For`, first entry) —
-    /// only behind a reverse proxy that sets it; empty = the TCP peer address.
+    /// Take the client address from this header (e.g. `X-Forwarded-For`): its last entry,
+    /// the one the nearest proxy appended — only behind a reverse proxy that appends it;
+    /// empty (or a value that does not parse) = the TCP peer address.
     pub client_ip_header: String,
 }
 
@@ -133,8 +134,11 @@ impl AuthSettings {
         let mut names = std::collections::HashSet::new();
         for (i, t) in self.tokens.iter().enumerate() {
             let key = format!("auth.tokens[{i}]");
-            if t.name.trim().is_empty() {
-                out.push((format!("{key}.name"), "must not be empty".into()));
+            if !super::valid_token_name(&t.name) || t.name == super::BOOTSTRAP_NAME {
+                out.push((
+                    format!("{key}.name"),
+                    "must be 1 to 64 of A-Z a-z 0-9 . _ @ - (and not `bootstrap-admin`)".into(),
+                ));
             } else if !names.insert(t.name.as_str()) {
                 out.push((format!("{key}.name"), format!("`{}` is used twice", t.name)));
             }
@@ -166,6 +170,14 @@ impl AuthSettings {
                 "auth.jwt.algorithm".into(),
                 format!("`{other}` is not supported (use HS256 or RS256, or leave empty)"),
             )),
+        }
+        if !jwt.algorithm.is_empty() && jwt.audience.trim().is_empty() {
+            out.push((
+                "auth.jwt.audience".into(),
+                "is required with JWTs: without it, a token the identity provider issued for \
+                 another application would be accepted"
+                    .into(),
+            ));
         }
         if !jwt.algorithm.is_empty() && jwt.role_claim.trim().is_empty() {
             out.push(("auth.jwt.role_claim".into(), "must name a claim".into()));

@@ -87,6 +87,13 @@ fn stored_tokens_follow_revocation() {
     assert_eq!(a.verify("token-2"), Err(AuthError::UnknownToken));
     a.set_stored(&[row(1, Some(9))]);
     assert_eq!(a.verify("token-1"), Err(AuthError::UnknownToken));
+    // Revoked here: a refresh from rows read before the revocation does not bring it back.
+    a.set_stored(&[row(3, None)]);
+    assert!(a.verify("token-3").is_ok());
+    a.revoke_stored(&row(3, None).token_hash);
+    assert_eq!(a.verify("token-3"), Err(AuthError::UnknownToken));
+    a.set_stored(&[row(3, None)]);
+    assert_eq!(a.verify("token-3"), Err(AuthError::UnknownToken));
 }
 
 #[test]
@@ -117,7 +124,7 @@ fn hs256_auth(tweak: impl FnOnce(&mut JwtSettings)) -> Authenticator {
     .expect("verifier");
     Authenticator {
         fixed: Vec::new(),
-        stored: RwLock::new(Vec::new()),
+        stored: RwLock::new(Stored::default()),
         jwt: v,
     }
 }
@@ -157,6 +164,18 @@ fn jwt_hs256_roles_expiry_issuer_audience() {
     let mut aud = ok.clone();
     aud["aud"] = json!("other");
     assert!(matches!(a.verify(&hs256(aud)), Err(AuthError::Jwt(_))));
+    let mut no_exp = ok.clone();
+    no_exp.as_object_mut().expect("object").remove("exp");
+    assert!(
+        matches!(a.verify(&hs256(no_exp)), Err(AuthError::Jwt(_))),
+        "exp is required"
+    );
+    let mut early = ok.clone();
+    early["nbf"] = json!(now() + 3600);
+    assert!(
+        matches!(a.verify(&hs256(early)), Err(AuthError::Jwt(_))),
+        "not before"
+    );
     let mut norole = ok.clone();
     norole["role"] = json!("viewer");
     assert_eq!(
@@ -191,8 +210,9 @@ fn jwt_rs256_and_algorithm_confusion() {
     let mut s = AuthSettings::default();
     s.jwt.algorithm = "RS256".into();
     s.jwt.public_key_file = dir.join("rs256-public.pem").display().to_string();
+    s.jwt.audience = "faultline".into();
     let a = Authenticator::new(&s).expect("auth");
-    let claims = json!({"sub": "bob", "role": "read", "exp": now() + 600});
+    let claims = json!({"sub": "bob", "role": "read", "aud": "faultline", "exp": now() + 600});
     let sign = |file: &str| {
         let pem = std::fs::read(dir.join(file)).expect("pem");
         encode(
@@ -237,7 +257,8 @@ fn settings_problems() {
             "auth.tokens[1].name",
             "auth.tokens[2].name",
             "auth.tokens[2].sha256",
-            "auth.jwt.algorithm"
+            "auth.jwt.algorithm",
+            "auth.jwt.audience"
         ]
     );
     assert!(AuthSettings::default().problems().is_empty());
@@ -252,4 +273,14 @@ fn settings_problems() {
     };
     assert!(JwtVerifier::new(&hs, |_| Some("short".into())).is_err());
     assert!(JwtVerifier::new(&hs, |_| None).is_err());
+    let no_aud = JwtSettings {
+        audience: String::new(),
+        ..hs.clone()
+    };
+    assert!(JwtVerifier::new(&no_aud, |_| Some(SECRET.into())).is_err());
+    let s = AuthSettings {
+        jwt: no_aud,
+        ..AuthSettings::default()
+    };
+    assert_eq!(s.problems()[0].0, "auth.jwt.audience");
 }

@@ -363,6 +363,25 @@ pub fn ssh_command(cluster: &ClusterSettings, host: &str, timeout: Duration) -> 
 }
 
 /// Run a program with a timeout (killed when it runs over); its log row.
+/// The engine's secrets in its environment (`FAULTLINE_ADMIN_TOKEN`, the database URL, and
+/// any `FAULTLINE_*` variable ending in `_TOKEN`, `_SECRET`, `_API_KEY` or `_PASSWORD`, which
+/// covers the default LLM key and JWT secret variables) are not passed to checks and scripts,
+/// whose output lands in `exec_logs` that `read` tokens can see. Settings scripts use
+/// (`FAULTLINE_SSH_USER`, `FAULTLINE_SSH_KEY`, ...) are passed.
+fn secret_env_names(names: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    names
+        .filter(|n| {
+            n.to_str().is_some_and(|n| {
+                n.starts_with("FAULTLINE_")
+                    && (matches!(n, "FAULTLINE_DATABASE_URL" | "FAULTLINE_DATABASE__URL")
+                        || ["_TOKEN", "_SECRET", "_API_KEY", "_PASSWORD"]
+                            .iter()
+                            .any(|s| n.ends_with(s)))
+            })
+        })
+        .collect()
+}
+
 pub async fn run_program(
     ctx: &CheckContext,
     name: &str,
@@ -382,7 +401,11 @@ pub async fn run_program(
     log.args = args.to_vec();
     let started = Instant::now();
     // Its own process group, so a timeout stops what it started too (an ssh, a sleep).
-    let child = tokio::process::Command::new(program)
+    let mut command = tokio::process::Command::new(program);
+    for name in secret_env_names(std::env::vars_os().map(|(k, _)| k)) {
+        command.env_remove(name);
+    }
+    let child = command
         .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -574,6 +597,30 @@ mod tests {
             probe_port(&bad, timeout).await.outcome,
             PortOutcome::Error(_)
         ));
+    }
+
+    #[test]
+    fn the_engines_variables_are_not_inherited() {
+        let names = [
+            "PATH",
+            "FAULTLINE_ADMIN_TOKEN",
+            "FAULTLINE_SSH_KEY",
+            "FAULTLINE_LLM_API_KEY",
+            "FAULTLINE_JWT_SECRET",
+            "FAULTLINE_DATABASE_URL",
+            "FAULTLINE_SSH_USER",
+        ]
+        .map(std::ffi::OsString::from);
+        assert_eq!(
+            secret_env_names(names.into_iter()),
+            [
+                "FAULTLINE_ADMIN_TOKEN",
+                "FAULTLINE_LLM_API_KEY",
+                "FAULTLINE_JWT_SECRET",
+                "FAULTLINE_DATABASE_URL"
+            ]
+            .map(std::ffi::OsString::from)
+        );
     }
 
     #[tokio::test]
