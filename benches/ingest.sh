@@ -101,7 +101,8 @@ before = metric("faultline_lines_stored_total")
 conn = http.client.HTTPConnection("127.0.0.1", port)
 t0 = time.time()
 for b in bodies:
-    conn.request("POST", "/api/log/auto-upload?host=sustained&service=mapreduce", b, {"Content-Type": "text/plain"})
+    conn.request("POST", "/api/log/auto-upload?host=sustained&service=mapreduce", b,
+                 {"Content-Type": "text/plain", "Authorization": "Bearer bench-admin-token-0123456789"})
     r = conn.getresponse(); r.read()
     assert r.status == 200, r.status
 t1 = time.time()
