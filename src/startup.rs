@@ -217,6 +217,10 @@ impl Application {
         .start();
         let auth =
             Arc::new(crate::auth::Authenticator::new(&settings.auth).context("setting up [auth]")?);
+        crate::cluster::checks::withhold_env([
+            settings.llm.api_key_env.clone(),
+            settings.auth.jwt.secret_env.clone(),
+        ]);
         bootstrap_admin_token(&store, &auth, &settings).await?;
         let state = AppState {
             settings: Arc::new(settings.clone()),

@@ -369,17 +369,31 @@ pub fn ssh_command(cluster: &ClusterSettings, host: &str, timeout: Duration) -> 
 /// whose output lands in `exec_logs` that `read` tokens can see. Settings scripts use
 /// (`FAULTLINE_SSH_USER`, `FAULTLINE_SSH_KEY`, ...) are passed.
 fn secret_env_names(names: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let withheld = WITHHELD.lock().unwrap_or_else(|p| p.into_inner());
     names
         .filter(|n| {
             n.to_str().is_some_and(|n| {
-                n.starts_with("FAULTLINE_")
-                    && (matches!(n, "FAULTLINE_DATABASE_URL" | "FAULTLINE_DATABASE__URL")
-                        || ["_TOKEN", "_SECRET", "_API_KEY", "_PASSWORD"]
-                            .iter()
-                            .any(|s| n.ends_with(s)))
+                withheld.contains(n)
+                    || n.starts_with("FAULTLINE_")
+                        && (matches!(n, "FAULTLINE_DATABASE_URL" | "FAULTLINE_DATABASE__URL")
+                            || ["_TOKEN", "_SECRET", "_API_KEY", "_PASSWORD"]
+                                .iter()
+                                .any(|s| n.ends_with(s)))
             })
         })
         .collect()
+}
+
+/// Variables the configuration names as holding secrets (`llm.api_key_env`,
+/// `auth.jwt.secret_env`), whatever their names. The environment is the process's, and so
+/// is this list.
+static WITHHELD: std::sync::Mutex<std::collections::BTreeSet<String>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// Never pass these variables to checks and scripts (see [`run_program`]).
+pub fn withhold_env(names: impl IntoIterator<Item = String>) {
+    let mut withheld = WITHHELD.lock().unwrap_or_else(|p| p.into_inner());
+    withheld.extend(names.into_iter().filter(|n| !n.trim().is_empty()));
 }
 
 pub async fn run_program(
@@ -620,6 +634,12 @@ mod tests {
                 "FAULTLINE_DATABASE_URL"
             ]
             .map(std::ffi::OsString::from)
+        );
+        withhold_env(["OPENAI_API_KEY_FOR_TEST".to_string(), String::new()]);
+        let names = ["OPENAI_API_KEY_FOR_TEST", "HOME"].map(std::ffi::OsString::from);
+        assert_eq!(
+            secret_env_names(names.into_iter()),
+            ["OPENAI_API_KEY_FOR_TEST"].map(std::ffi::OsString::from)
         );
     }
 
