@@ -104,7 +104,14 @@ pub async fn gate(
     // The pattern of the path as the router will see it (percent-decoded, as actix-router
     // decodes it): `req.match_pattern()` would match the raw path before routing, so
     // `/api/%74okens` would match no pattern here yet reach `/api/tokens`.
-    let pattern = req.resource_map().match_pattern(req.match_info().as_str());
+    // The upload path (the hot one: one Flume line per request) has no parameters, so the
+    // decoded path equal to it is that route; everything else is matched in the map.
+    let path = req.match_info().as_str();
+    let pattern: Option<std::borrow::Cow<'_, str>> = if path == INGEST_PATH {
+        Some(INGEST_PATH.into())
+    } else {
+        req.resource_map().match_pattern(path).map(Into::into)
+    };
     let access = gate.access(req.method().as_str(), pattern.as_deref());
     let required = match access {
         Access::Public => return next.call(req).await,

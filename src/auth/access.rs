@@ -23,7 +23,8 @@ pub enum Access {
 /// `(METHOD, route pattern) → Access`, from the OpenAPI document.
 #[derive(Debug, Clone, Default)]
 pub struct AccessTable {
-    entries: HashMap<(String, String), Access>,
+    /// pattern → method → access (looked up by `&str`, no allocation per request).
+    entries: HashMap<String, HashMap<String, Access>>,
 }
 
 /// The security scheme name the document uses.
@@ -34,7 +35,7 @@ impl AccessTable {
     /// requires `read`. An operation without `security` — or naming no known role — is
     /// admin-only, so a forgotten annotation fails closed.
     pub fn from_openapi(doc: &serde_json::Value) -> AccessTable {
-        let mut entries = HashMap::new();
+        let mut entries: HashMap<String, HashMap<String, Access>> = HashMap::new();
         let paths = doc.get("paths").and_then(|p| p.as_object());
         for (path, item) in paths.into_iter().flatten() {
             let Some(item) = item.as_object() else {
@@ -48,7 +49,10 @@ impl AccessTable {
                 ) {
                     continue;
                 }
-                entries.insert((method, path.clone()), access_of(op.get("security")));
+                entries
+                    .entry(path.clone())
+                    .or_default()
+                    .insert(method, access_of(op.get("security")));
             }
         }
         AccessTable { entries }
@@ -57,7 +61,9 @@ impl AccessTable {
     /// Add (or override) one entry: routes outside the document (Swagger UI's files).
     pub fn insert(&mut self, method: &str, pattern: &str, access: Access) {
         self.entries
-            .insert((method.to_ascii_uppercase(), pattern.to_string()), access);
+            .entry(pattern.to_string())
+            .or_default()
+            .insert(method.to_ascii_uppercase(), access);
     }
 
     /// What `method pattern` needs. An unknown path (404) needs `read`: without a token
@@ -70,17 +76,18 @@ impl AccessTable {
         };
         let method = if method == "HEAD" { "GET" } else { method };
         self.entries
-            .get(&(method.to_string(), pattern.to_string()))
+            .get(pattern)
+            .and_then(|m| m.get(method))
             .copied()
             .unwrap_or(Access::Role(Role::Admin))
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.values().map(HashMap::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     /// Every entry, sorted (for tests and `GET /api/config`).
@@ -88,7 +95,7 @@ impl AccessTable {
         let mut v: Vec<_> = self
             .entries
             .iter()
-            .map(|((m, p), a)| (m.clone(), p.clone(), *a))
+            .flat_map(|(p, m)| m.iter().map(|(m, a)| (m.clone(), p.clone(), *a)))
             .collect();
         v.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
         v
