@@ -567,7 +567,7 @@ fn redact_receiver_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "***".into();
     };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = rest.split(['/', '\\', '?', '#']).next().unwrap_or("");
     let host = authority.rsplit('@').next().unwrap_or("");
     if authority.len() == rest.len() {
         format!("{scheme}://{host}")
@@ -787,6 +787,10 @@ flume_consecutive_polls = 2
             ),
             ("http://user:SECRET@am:9093", "http://am:9093"),
             ("not a url SECRET", "***"),
+            (
+                "https://hooks.example\\services\\SECRET",
+                "https://hooks.example/***",
+            ),
         ] {
             assert_eq!(super::redact_receiver_url(url), shown);
         }

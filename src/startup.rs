@@ -360,7 +360,7 @@ async fn bootstrap_admin_token(
              ================================================================================\n"
         )
         .context("printing the first admin token")?;
-        store
+        let stored = store
             .insert_token(
                 "initial-admin",
                 "admin",
@@ -368,9 +368,18 @@ async fn bootstrap_admin_token(
                 "first start",
                 crate::now_ms(),
             )
-            .await
-            .context("storing the first admin token")?;
-        tracing::warn!("created the first admin token (printed on standard error once)");
+            .await;
+        match stored {
+            Ok(_) => {
+                tracing::warn!("created the first admin token (printed on standard error once)")
+            }
+            // Another engine on the same database created its own at the same moment.
+            Err(e) if e.is_unique_violation() => tracing::warn!(
+                "another engine created the first admin token at the same time: the token \
+                 printed above was not stored; use the one that engine printed"
+            ),
+            Err(e) => return Err(e).context("storing the first admin token"),
+        }
         rows = store.tokens().await.context("reading API tokens")?;
     }
     auth.set_stored(&rows);

@@ -40,10 +40,11 @@ impl Gate {
     }
 
     fn client_ip(&self, req: &ServiceRequest) -> Option<IpAddr> {
+        // The last line of the header: a proxy may add its own line after the client's.
         let forwarded = self
             .client_ip_header
             .as_ref()
-            .and_then(|h| req.headers().get(h))
+            .and_then(|h| req.headers().get_all(h).last())
             .and_then(|v| v.to_str().ok());
         crate::auth::access::client_ip(forwarded, req.peer_addr().map(|a| a.ip()))
     }
@@ -122,8 +123,19 @@ pub async fn gate(
     if let (Some(l), Some(ip)) = (limits, gate.client_ip(&req)) {
         l.check_ip(ip).map_err(|w| gate.limited(w))?;
     }
+    // On the upload path, which has no request limit, refused credentials count against the
+    // client address's limit: guessing tokens there is throttled like everywhere else.
+    let refuse = |reason: &'static str, e: ApiError| -> actix_web::Error {
+        if required == Role::Ingest
+            && let (Some(l), Some(ip)) = (gate.limiter.as_ref(), gate.client_ip(&req))
+            && let Err(w) = l.check_ip(ip)
+        {
+            return gate.limited(w);
+        }
+        gate.refuse(reason, e)
+    };
     let Some(token) = credential(&req, required == Role::Ingest) else {
-        return Err(gate.refuse(
+        return Err(refuse(
             "missing_token",
             ApiError::Unauthorized {
                 reason: "a bearer token is required: send `Authorization: Bearer <token>`".into(),
@@ -135,8 +147,8 @@ pub async fn gate(
         tracing::debug!(path = req.path(), error = %e, "refused a credential");
         match e {
             // Who it is was proven; it just has no Faultline role.
-            AuthError::NoRole(_) => gate.refuse("forbidden", ApiError::Forbidden(e.to_string())),
-            _ => gate.refuse(
+            AuthError::NoRole(_) => refuse("forbidden", ApiError::Forbidden(e.to_string())),
+            _ => refuse(
                 "invalid_token",
                 ApiError::Unauthorized {
                     reason: e.to_string(),
@@ -147,7 +159,7 @@ pub async fn gate(
     })?;
     if !principal.role.grants(required) {
         tracing::debug!(path = req.path(), who = %principal.name, role = %principal.role, "refused a role");
-        return Err(gate.refuse(
+        return Err(refuse(
             "forbidden",
             ApiError::Forbidden(format!(
                 "`{}` has the role `{}`; {} {} needs `{}`",
@@ -190,14 +202,16 @@ pub fn actor(req: &actix_web::HttpRequest, claimed: Option<&str>) -> String {
 }
 
 fn sanitize_claim(c: &str) -> String {
+    // Letters and digits of any script, space and `. _ @ -`; everything else (parentheses of
+    // any width, control, bidi and zero-width characters) becomes `_`.
     let cleaned: String = c
         .trim()
         .chars()
         .map(|ch| {
-            if ch.is_control() || ch == '(' || ch == ')' {
-                '_'
-            } else {
+            if ch.is_alphanumeric() || matches!(ch, ' ' | '.' | '_' | '@' | '-') {
                 ch
+            } else {
+                '_'
             }
         })
         .collect();
@@ -214,6 +228,11 @@ mod tests {
         assert_eq!(
             super::sanitize_claim("alice\u{7}(token admin-team)\n"),
             "alice__token admin-team_"
+        );
+        assert_eq!(super::sanitize_claim("张伟"), "张伟");
+        assert_eq!(
+            super::sanitize_claim("bob\u{202e}\u{200b}（token x）"),
+            "bob___token x_"
         );
         let long = "x".repeat(300);
         assert_eq!(super::sanitize_claim(&long).len(), 48);

@@ -167,7 +167,15 @@ pub async fn create(
             &by,
             crate::now_ms(),
         )
-        .await?;
+        .await
+        .map_err(|e| {
+            // Created by a concurrent request or another engine since the check above.
+            if e.is_unique_violation() {
+                ApiError::Conflict(format!("a token named `{name}` exists"))
+            } else {
+                e.into()
+            }
+        })?;
     refresh(&state).await?;
     tracing::info!(id, name, role = %t.role, by, "API token created");
     Ok(HttpResponse::Created().json(CreatedToken {

@@ -330,6 +330,13 @@ impl JwtVerifier {
             anyhow::bail!("auth.jwt.audience is required with JWTs");
         }
         validation.set_audience(&[s.audience.as_str()]);
+        // jsonwebtoken checks `aud` / `iss` only when present: require them (and `sub`, the
+        // principal's name) so a token without them is refused, not waved through.
+        let mut required = vec!["exp", "aud", "sub"];
+        if !s.issuer.is_empty() {
+            required.push("iss");
+        }
+        validation.set_required_spec_claims(&required);
         Ok(Some(JwtVerifier {
             key,
             validation,
@@ -355,26 +362,14 @@ impl JwtVerifier {
             .filter_map(Role::parse)
             .max()
             .ok_or_else(|| AuthError::NoRole(self.role_claim.clone()))?;
-        // The subject in plain characters (audit fields, rate-limit keys, logs).
-        let name = claims
-            .get("sub")
-            .and_then(|v| v.as_str())
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                let plain: String = s
-                    .chars()
-                    .take(60)
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-') {
-                            c
-                        } else {
-                            '_'
-                        }
-                    })
-                    .collect();
-                format!("jwt:{plain}")
-            })
-            .unwrap_or_else(|| "jwt".into());
+        // The subject as a plain name (audit fields, rate-limit keys, logs): kept when it is
+        // one, else a digest of it, so two subjects never share a name.
+        let sub = claims.get("sub").and_then(|v| v.as_str()).unwrap_or("");
+        let name = if valid_token_name(sub) && sub.len() <= 60 {
+            format!("jwt:{sub}")
+        } else {
+            format!("jwt:~{}", &to_hex(&hash_token(sub))[..16])
+        };
         Ok(Principal {
             name,
             role,

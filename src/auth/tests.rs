@@ -164,6 +164,36 @@ fn jwt_hs256_roles_expiry_issuer_audience() {
     let mut aud = ok.clone();
     aud["aud"] = json!("other");
     assert!(matches!(a.verify(&hs256(aud)), Err(AuthError::Jwt(_))));
+    for claim in ["aud", "sub"] {
+        let mut missing = ok.clone();
+        missing.as_object_mut().expect("object").remove(claim);
+        assert!(
+            matches!(a.verify(&hs256(missing)), Err(AuthError::Jwt(_))),
+            "{claim} is required"
+        );
+    }
+    let mut wrong_type = ok.clone();
+    wrong_type["aud"] = json!(123);
+    assert!(matches!(
+        a.verify(&hs256(wrong_type)),
+        Err(AuthError::Jwt(_))
+    ));
+    let mut no_iss = ok.clone();
+    no_iss.as_object_mut().expect("object").remove("iss");
+    assert!(
+        matches!(a.verify(&hs256(no_iss)), Err(AuthError::Jwt(_))),
+        "iss is configured"
+    );
+    // Subjects that are not plain names get a digest: two of them never share a name.
+    let mut jose = ok.clone();
+    jose["sub"] = json!("José");
+    let mut jos = ok.clone();
+    jos["sub"] = json!("Jos!");
+    let (n1, n2) = (
+        a.verify(&hs256(jose)).expect("ok").name,
+        a.verify(&hs256(jos)).expect("ok").name,
+    );
+    assert!(n1.starts_with("jwt:~") && n1 != n2, "{n1} {n2}");
     let mut no_exp = ok.clone();
     no_exp.as_object_mut().expect("object").remove("exp");
     assert!(

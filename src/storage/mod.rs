@@ -34,6 +34,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A unique constraint refused the row (e.g. an active token name taken).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Sql(sqlx::Error::Database(db)) if db.is_unique_violation())
+    }
+
     /// The server refused the statement's *data* (too long, a constraint, a trigger, a packet
     /// over the limit), so the same batch would be refused again and must be salvaged record
     /// by record. Anything else (unreachable server, missing table, lock timeout) is worth

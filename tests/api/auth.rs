@@ -259,6 +259,20 @@ async fn tokens_created_used_and_revoked(b: Backend) {
         assert_eq!(st, 409, "{taken}");
     }
 
+    // The database enforces it too (concurrent creations, engines sharing a database).
+    let dup = app
+        .store
+        .insert_token(
+            "grafana",
+            "read",
+            &to_hex(&hash_token("another")),
+            "test",
+            0,
+        )
+        .await
+        .expect_err("an active name is unique");
+    assert!(dup.is_unique_violation(), "{dup}");
+
     // A claimed name cannot pose as a token or push the real one out of the audit field.
     let shared = client_with_token(&create_token(&app, "ops-shared", "operator").await);
     let forged = format!("alice (token admin-team){}.", " ".repeat(110));
@@ -296,6 +310,11 @@ async fn tokens_created_used_and_revoked(b: Backend) {
             .await,
         404
     );
+    // A revoked token's name is free again.
+    app.store
+        .insert_token("grafana", "read", &to_hex(&hash_token("again")), "test", 0)
+        .await
+        .expect("a revoked token's name can be reused");
 
     // Tokens survive a restart (hashes in the database).
     let app = app.restart().await;
@@ -533,6 +552,27 @@ async fn per_address_limit_slows_guessing() {
     }
     assert_eq!(&codes[..10], &[401; 10]);
     assert_eq!(&codes[10..], &[429, 429]);
+    // Guessing on the upload path (no request limit there) counts as well.
+    let r = guesser
+        .post(app.url("/api/log/auto-upload?host=w1"))
+        .body("x")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        r.status(),
+        429,
+        "refused credentials on uploads are throttled too"
+    );
+    // A valid upload is never rate limited, even from this address.
+    let r = app
+        .upload(
+            "?host=w1&service=datanode",
+            "text/plain",
+            "2024-05-12 10:00:00,000 INFO a.B: ok",
+        )
+        .await;
+    assert_eq!(r.status(), 200);
     assert_eq!(
         app.status_of(Method::GET, "/healthz").await,
         200,
@@ -674,4 +714,45 @@ fn stop(child: &mut std::process::Child) {
     // SAFETY: signalling our own child process.
     unsafe { libc::kill(pid, libc::SIGTERM) };
     let _ = child.wait();
+}
+
+/// Behind a proxy, the per-address limit counts the address the proxy added: the last line
+/// and entry of `X-Forwarded-For`, never what the client wrote before it.
+#[actix_web::test]
+async fn forwarded_address_is_the_proxys_entry() {
+    let Some(app) = spawn_app_with(Backend::Sqlite, |s| {
+        s.rate_limit.per_ip_per_minute = 2;
+        s.rate_limit.client_ip_header = "X-Forwarded-For".into();
+    })
+    .await
+    else {
+        return;
+    };
+    let mut codes = Vec::new();
+    for i in 0..4 {
+        let r = reqwest::Client::new()
+            .get(app.url("/api/faults"))
+            .header("X-Forwarded-For", format!("6.6.6.{i}"))
+            .header("X-Forwarded-For", "203.0.113.7")
+            .send()
+            .await
+            .expect("sent");
+        codes.push(r.status().as_u16());
+    }
+    assert_eq!(
+        codes,
+        [401, 401, 429, 429],
+        "the client's own lines do not count"
+    );
+    let r = reqwest::Client::new()
+        .get(app.url("/api/faults"))
+        .header("X-Forwarded-For", "6.6.6.6, 203.0.113.8")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        r.status(),
+        401,
+        "another proxy-seen address has its own budget"
+    );
 }
