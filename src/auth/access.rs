@@ -89,17 +89,6 @@ impl AccessTable {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    /// Every entry, sorted (for tests and `GET /api/config`).
-    pub fn entries(&self) -> Vec<(String, String, Access)> {
-        let mut v: Vec<_> = self
-            .entries
-            .iter()
-            .flat_map(|(p, m)| m.iter().map(|(m, a)| (m.clone(), p.clone(), *a)))
-            .collect();
-        v.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
-        v
-    }
 }
 
 fn access_of(security: Option<&serde_json::Value>) -> Access {
